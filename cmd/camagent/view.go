@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/camagent/camagent/internal/agent"
+	"github.com/camagent/camagent/internal/atomicfile"
+	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/stream"
+)
+
+func newViewCommand() *cobra.Command {
+	var (
+		stateDir, output, format, summaryPath string
+		addrs                                 []string
+		duration                              time.Duration
+		quiet                                 bool
+	)
+	cmd := &cobra.Command{
+		Use:     "view CAMERA",
+		Aliases: []string{"viewer"},
+		Short:   "Watch a paired camera: write its live stream to a file or stdout",
+		Long: `Watch a paired camera. The live stream is written to --output as MP4
+(by extension or --format mp4) or as raw H.264 ("-" is stdout, so
+camagent view porch -o - | ffplay -f h264 -). Figures (fps, bitrate,
+latency) go to stderr every second and as a summary at the end.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", defaultViewerState(), "viewer's key and known cameras")
+	cmd.Flags().StringVarP(&output, "output", "o", "", `output file, "-" for stdout, empty to only measure`)
+	cmd.Flags().StringVarP(&format, "format", "f", "", "raw or mp4 (default: by the output's extension)")
+	cmd.Flags().DurationVarP(&duration, "duration", "d", 0, "stop after this much video (default: until interrupted)")
+	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "dial these host:port instead of the camera's known addresses")
+	cmd.Flags().StringVar(&summaryPath, "summary", "", "also write the summary as JSON to this file")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-second figures")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id, cams, err := viewerSide(stateDir)
+		if err != nil {
+			return err
+		}
+		cam, err := cams.Get(args[0])
+		if err != nil {
+			return err
+		}
+		if len(addrs) > 0 {
+			cam.Addrs = addrs
+		}
+		ctx := cmd.Context()
+		conn, err := viewer.Dial(ctx, id, cam, agent.QUICConfig())
+		if err != nil {
+			return err
+		}
+		defer conn.CloseWithError(0, "bye")
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		client, err := stream.NewClient(hctx, conn, "camagent-view/"+version)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		tr := client.Track()
+		fmt.Fprintf(os.Stderr, "watching %s: %s %dx%d @ %g fps\n", client.CameraName(), tr.Codec, tr.Width, tr.Height, tr.FPS)
+		opts := viewer.Options{Output: output, Format: format, Duration: duration}
+		if !quiet {
+			opts.Progress = os.Stderr
+		}
+		if duration > 0 {
+			// Bound the wall-clock time too, in case the camera stalls.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, duration+30*time.Second)
+			defer cancel()
+		}
+		sum, err := viewer.Watch(ctx, client, opts)
+		js, _ := json.Marshal(sum)
+		fmt.Fprintf(os.Stderr, "summary: %s\n", js)
+		if summaryPath != "" {
+			if werr := atomicfile.WriteFile(summaryPath, append(js, '\n'), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		return err
+	}
+	return cmd
+}
+
+func contextWithTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(cmd.Context(), d)
+}

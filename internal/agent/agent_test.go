@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/capture/encode"
+	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/h264"
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/stream"
+	"github.com/camagent/camagent/stream/wire"
+)
+
+// testAgent starts an agent on the synthetic source on loopback and returns
+// it with a function that stops it and reports Run's error.
+func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Name = "test-camera"
+	cfg.StateDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Capture.Device = "test"
+	cfg.Capture.Width, cfg.Capture.Height, cfg.Capture.FPS = 320, 240, 30
+	cfg.Encode.KeyframeInterval = 30
+	if !encode.SoftwareH264Available() {
+		cfg.Encode.Codec = "mjpeg"
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent Run: %v", err)
+		}
+	})
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("agent stopped before streaming: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent not streaming after 20 s")
+	}
+	return a
+}
+
+// pairViewer creates a one-time code on the camera's state dir, as `camagent
+// pair` does, and joins with a fresh viewer identity.
+func pairViewer(t *testing.T, a *Agent, name string) (*identity.Identity, identity.Camera) {
+	t.Helper()
+	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := codes.Create("", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
+		Addrs: []string{a.Addr().String()}}
+	vdir := t.TempDir()
+	id, err := identity.LoadOrCreate(vdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cams, err := identity.OpenCameraStore(identity.CamerasPath(vdir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cam, err := pairing.Join(ctx, offer, id, name, cams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, cam
+}
+
+func connectViewer(t *testing.T, id *identity.Identity, cam identity.Camera) (*quic.Conn, *stream.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := viewer.Dial(ctx, id, cam, QUICConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	c, err := stream.NewClient(ctx, conn, "test-viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, c
+}
+
+// TestEndToEnd is the first-light slice in one process: test source ->
+// encoder -> hub -> QUIC on loopback -> paired viewer -> MP4, checked by
+// parsing the H.264 and by ffprobe.
+func TestEndToEnd(t *testing.T) {
+	if !encode.SoftwareH264Available() {
+		t.Skip("software H.264 unavailable (CGO_ENABLED=0)")
+	}
+	a := testAgent(t, nil)
+	id, cam := pairViewer(t, a, "phone")
+	_, client := connectViewer(t, id, cam)
+	tr := client.Track()
+	if tr.Codec != "h264" || tr.Width != 320 || tr.Height != 240 {
+		t.Fatalf("catalog %+v", tr)
+	}
+	w, h, err := h264.ParseSize(tr.SPS)
+	if err != nil || w != 320 || h != 240 {
+		t.Fatalf("catalog SPS says %dx%d (%v)", w, h, err)
+	}
+
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "live.h264")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := viewer.Watch(ctx, client, viewer.Options{Output: raw, Duration: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 s at 30 fps is 60 frames; the paced source drops frames it could
+	// not produce in time, as a camera does, so a loaded machine sees fewer.
+	if sum.Frames < 30 || sum.KeyFrames < 2 {
+		t.Fatalf("2 s at 30 fps with a key frame every 30: got %+v", sum)
+	}
+	data, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nalus, err := h264.SplitAnnexB(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h264.Type(nalus[0]) != 7 {
+		t.Fatalf("stream starts with NAL type %d, want an SPS", h264.Type(nalus[0]))
+	}
+	frames := ffprobeFrames(t, raw, "h264", 320, 240)
+	if frames != sum.Frames {
+		t.Fatalf("ffprobe decoded %d frames, viewer wrote %d", frames, sum.Frames)
+	}
+
+	// A second session on the same agent writes MP4.
+	_, client2 := connectViewer(t, id, cam)
+	mp4 := filepath.Join(dir, "live.mp4")
+	sum2, err := viewer.Watch(ctx, client2, viewer.Options{Output: mp4, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ffprobeFrames(t, mp4, "h264", 320, 240); got != sum2.Frames {
+		t.Fatalf("ffprobe read %d frames from the MP4, viewer wrote %d", got, sum2.Frames)
+	}
+}
+
+// ffprobeFrames decodes the file with ffprobe and returns its frame count
+// after checking codec and size.
+func ffprobeFrames(t *testing.T, path, codec string, width, height int) int {
+	t.Helper()
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Skip("ffprobe not installed (make test installs it)")
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	var res struct {
+		Streams []struct {
+			CodecName    string `json:"codec_name"`
+			Width        int    `json:"width"`
+			Height       int    `json:"height"`
+			NbReadFrames string `json:"nb_read_frames"`
+		} `json:"streams"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res.Streams) != 1 {
+		t.Fatalf("ffprobe output %s: %v", out, err)
+	}
+	s := res.Streams[0]
+	if s.CodecName != codec || s.Width != width || s.Height != height {
+		t.Fatalf("ffprobe: %s %dx%d, want %s %dx%d", s.CodecName, s.Width, s.Height, codec, width, height)
+	}
+	n, _ := strconv.Atoi(s.NbReadFrames)
+	return n
+}
+
+func TestUnpairedViewerRefusedAtHandshake(t *testing.T) {
+	a := testAgent(t, nil)
+	stranger, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := identity.Camera{Name: "x", Fingerprint: a.Identity().Fingerprint, Addrs: []string{a.Addr().String()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := viewer.Dial(ctx, stranger, cam, QUICConfig())
+	if err == nil {
+		// TLS 1.3 lets the client finish before the server has checked its
+		// certificate; the refusal then arrives as the connection's close.
+		_, err = stream.NewClient(ctx, conn, "stranger")
+	}
+	var te *quic.TransportError
+	if !errors.As(err, &te) || !te.ErrorCode.IsCryptoError() {
+		t.Fatalf("unpaired viewer: got %v, want a TLS (crypto) error", err)
+	}
+	if a.Hub().Stats().ViewersTotal != 0 {
+		t.Fatal("an unpaired viewer reached the hub")
+	}
+}
+
+func TestRevokedViewerIsDisconnected(t *testing.T) {
+	a := testAgent(t, nil)
+	id, cam := pairViewer(t, a, "old-phone")
+	conn, client := connectViewer(t, id, cam)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.ReadFrame(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.viewers.Revoke("old-phone"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-conn.Context().Done():
+	case <-ctx.Done():
+		t.Fatal("revoked viewer still connected after 10 s")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(conn.Context()); !errors.As(err, &ae) || ae.ErrorCode != quic.ApplicationErrorCode(wire.ErrorUnauthorised) {
+		t.Fatalf("close reason %v, want UNAUTHORISED", err)
+	}
+	if _, err := viewer.Dial(ctx, id, cam, QUICConfig()); err == nil {
+		// As above, the refusal may come just after the client's handshake.
+		if _, err = connectAfterRevoke(ctx, id, cam); err == nil {
+			t.Fatal("revoked viewer could connect again")
+		}
+	}
+}
+
+func connectAfterRevoke(ctx context.Context, id *identity.Identity, cam identity.Camera) (*stream.Client, error) {
+	conn, err := viewer.Dial(ctx, id, cam, QUICConfig())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.CloseWithError(0, "")
+	return stream.NewClient(ctx, conn, "again")
+}

@@ -1,0 +1,88 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/stream"
+	"github.com/camagent/camagent/stream/wire"
+)
+
+// acceptLoop hands each connection to the protocol its ALPN names. The TLS
+// layer has already refused unpaired viewers on the video ALPN.
+func (a *Agent) acceptLoop(ctx context.Context) error {
+	for {
+		conn, err := a.ln.Accept(ctx)
+		if err != nil {
+			return err
+		}
+		go a.serveConn(ctx, conn)
+	}
+}
+
+func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
+	state := conn.ConnectionState().TLS
+	fp := identity.PeerFingerprint(state)
+	log := a.log.With("peer", conn.RemoteAddr().String(), "key", identity.ShortFingerprint(fp))
+	switch state.NegotiatedProtocol {
+	case stream.ALPN:
+		v, ok := a.viewers.Allowed(fp)
+		if !ok { // revoked between handshake and here
+			conn.CloseWithError(quic.ApplicationErrorCode(wire.ErrorUnauthorised), "not paired")
+			return
+		}
+		a.track(conn, fp, true)
+		defer a.track(conn, fp, false)
+		log.Info("viewer connected", "viewer", v.Name)
+		if err := a.viewers.MarkSeen(fp); err != nil {
+			log.Warn("cannot record last seen", "err", err)
+		}
+		err := a.hub.Serve(ctx, conn, v.Name)
+		log.Info("viewer left", "viewer", v.Name, "reason", err)
+	case pairing.ALPN:
+		v, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name)
+		if err != nil {
+			log.Warn("pairing refused", "err", err)
+			return
+		}
+		log.Info("viewer paired", "viewer", v.Name)
+	default:
+		conn.CloseWithError(0, "unknown protocol")
+	}
+}
+
+func (a *Agent) track(conn *quic.Conn, fp string, live bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if live {
+		a.conns[conn] = fp
+	} else {
+		delete(a.conns, conn)
+	}
+}
+
+// watchRevocations closes the live connections of viewers revoked while
+// they watch: revoking must take effect at once, not at the next connect.
+func (a *Agent) watchRevocations(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		for conn, fp := range a.conns {
+			if _, ok := a.viewers.Allowed(fp); !ok {
+				a.log.Info("closing connection of revoked viewer", "key", identity.ShortFingerprint(fp))
+				conn.CloseWithError(quic.ApplicationErrorCode(wire.ErrorUnauthorised), "revoked")
+			}
+		}
+		a.mu.Unlock()
+	}
+}
