@@ -48,7 +48,9 @@ type Source interface {
 	// Read blocks for the next frame. The frame's Data is a fresh copy
 	// owned by the caller.
 	Read(ctx context.Context) (media.RawFrame, error)
-	// Close releases the device. Read must not be called afterwards.
+	// Close releases the device. It may be called while a Read is
+	// blocked, which then returns an error (ErrClosed); Read must not be
+	// called afterwards.
 	Close() error
 }
 

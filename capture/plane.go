@@ -20,21 +20,25 @@ func (p plane) clip(x0, y0, x1, y1 int) (int, int, int, int) {
 // fill sets the rectangle [x0,x1) x [y0,y1) to v.
 func (p plane) fill(x0, y0, x1, y1 int, v byte) {
 	x0, y0, x1, y1 = p.clip(x0, y0, x1, y1)
-	if x0 >= x1 {
+	if x0 >= x1 || y0 >= y1 {
 		return
 	}
-	for y := y0; y < y1; y++ {
-		row := p.pix[y*p.stride+x0 : y*p.stride+x1]
-		for i := range row {
-			row[i] = v
-		}
+	first := p.pix[y0*p.stride+x0 : y0*p.stride+x1]
+	// Fill the first row by doubling copies (memmove is much faster than
+	// a byte loop for long rows), then copy it down.
+	first[0] = v
+	for n := 1; n < len(first); n *= 2 {
+		copy(first[n:], first[:n])
+	}
+	for y := y0 + 1; y < y1; y++ {
+		copy(p.pix[y*p.stride+x0:y*p.stride+x1], first)
 	}
 }
 
 // copyRect copies the rectangle from src, a plane of the same size.
 func (p plane) copyRect(src plane, x0, y0, x1, y1 int) {
 	x0, y0, x1, y1 = p.clip(x0, y0, x1, y1)
-	if x0 >= x1 {
+	if x0 >= x1 || y0 >= y1 {
 		return
 	}
 	for y := y0; y < y1; y++ {
@@ -42,14 +46,24 @@ func (p plane) copyRect(src plane, x0, y0, x1, y1 int) {
 	}
 }
 
-// yuv420 is a planar 4:2:0 picture; chroma planes are half size, rounded up.
+// yuv420 is a planar 4:2:0 picture; chroma planes are half size, rounded
+// up. The planes are consecutive in buf, which is therefore the picture in
+// YU12 layout.
 type yuv420 struct {
 	y, u, v plane
+	buf     []byte
 }
 
 func newYUV420(w, h int) yuv420 {
 	cw, ch := (w+1)/2, (h+1)/2
-	return yuv420{y: newPlane(w, h), u: newPlane(cw, ch), v: newPlane(cw, ch)}
+	ySize, cSize := w*h, cw*ch
+	buf := make([]byte, ySize+2*cSize)
+	return yuv420{
+		y:   plane{pix: buf[:ySize], w: w, h: h, stride: w},
+		u:   plane{pix: buf[ySize : ySize+cSize], w: cw, h: ch, stride: cw},
+		v:   plane{pix: buf[ySize+cSize:], w: cw, h: ch, stride: cw},
+		buf: buf,
+	}
 }
 
 // fill paints a rectangle given in luma coordinates in one colour.

@@ -67,17 +67,16 @@ type Resilient struct {
 	closing  context.Context
 	closeNow context.CancelFunc
 
-	mu         sync.Mutex // guards the fields below
-	inner      Source
-	format     Format // of the latest inner source, kept while reopening
-	stats      ResilientStats
-	failures   int    // consecutive recoveries without a frame: the backoff exponent
-	fresh      bool   // inner has not delivered a frame yet
-	offset     uint64 // added to the inner Seq to continue our numbering
-	lastInner  uint64 // Seq of the inner source's previous frame
-	nextSeq    uint64
-	hadSource  bool // an inner source existed before: reopens wait first
-	isShutdown bool
+	mu        sync.Mutex // guards the fields below
+	inner     Source
+	format    Format // of the latest inner source, kept while reopening
+	stats     ResilientStats
+	failures  int    // consecutive recoveries without a frame: the backoff exponent
+	fresh     bool   // inner has not delivered a frame yet
+	offset    uint64 // added to the inner Seq to continue our numbering
+	lastInner uint64 // Seq of the inner source's previous frame
+	nextSeq   uint64
+	hadSource bool // an inner source existed before: reopens wait first
 }
 
 // errStalled is the cancellation cause of a read that timed out.
@@ -91,9 +90,10 @@ func NewResilient(open func(context.Context) (Source, error), opts ResilientOpti
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = DefaultMinBackoff
 	}
-	if opts.MaxBackoff < opts.MinBackoff {
+	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
 	}
+	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
 	if opts.Clock == nil {
 		opts.Clock = systemClock{}
 	}
@@ -135,7 +135,6 @@ func (r *Resilient) Close() error {
 	r.mu.Lock()
 	inner := r.inner
 	r.inner = nil
-	r.isShutdown = true
 	r.mu.Unlock()
 	if inner != nil {
 		return inner.Close()
@@ -158,8 +157,10 @@ func (r *Resilient) Read(ctx context.Context) (media.RawFrame, error) {
 		if err == nil {
 			return r.deliver(frame), nil
 		}
-		if ctx.Err() != nil {
-			return media.RawFrame{}, r.closedOr(ctx.Err())
+		if ctx.Err() != nil || r.closing.Err() != nil {
+			// The caller gave up or Close ran (which may have closed
+			// inner before our ctx saw the cancellation): not a failure.
+			return media.RawFrame{}, r.closedOr(err)
 		}
 		r.discard(inner, err)
 	}
@@ -208,7 +209,8 @@ func (r *Resilient) deliver(f media.RawFrame) media.RawFrame {
 // discard closes an inner source that stalled or failed.
 func (r *Resilient) discard(inner Source, err error) {
 	r.mu.Lock()
-	if errors.Is(err, errStalled) {
+	stalled := errors.Is(err, errStalled)
+	if stalled {
 		r.stats.Stalls++
 	} else {
 		r.stats.Errors++
@@ -217,7 +219,11 @@ func (r *Resilient) discard(inner Source, err error) {
 		r.inner = nil
 	}
 	r.mu.Unlock()
-	r.log.Warn("capture interrupted, reopening", "err", err, "stall_timeout", r.opts.StallTimeout)
+	if stalled {
+		r.log.Warn("capture stalled, reopening", "no_frame_for", r.opts.StallTimeout)
+	} else {
+		r.log.Warn("capture failed, reopening", "err", err)
+	}
 	if cerr := inner.Close(); cerr != nil {
 		r.log.Debug("close after failure", "err", cerr)
 	}
@@ -250,7 +256,7 @@ func (r *Resilient) current(ctx context.Context) (Source, error) {
 			r.log.Warn("reopen failed", "err", err, "attempt", failures+1)
 			continue
 		}
-		if r.isShutdown {
+		if r.closing.Err() != nil { // Close ran while we were opening
 			r.mu.Unlock()
 			src.Close()
 			return nil, ErrClosed

@@ -46,7 +46,10 @@ const (
 	jpegQuality = 80
 )
 
-// testSource is the synthetic Source behind Device "test".
+// testSource is the synthetic Source behind Device "test". Frames are
+// stamped with their due time: Captured is the wall-clock due time and
+// Timestamp the due time relative to the start of the source (there is no
+// kernel clock to follow).
 type testSource struct {
 	format   Format
 	clock    Clock
@@ -265,20 +268,17 @@ func (s *testSource) encode() ([]byte, int, error) {
 	}
 }
 
-func toI420(p yuv420) []byte {
-	out := make([]byte, 0, len(p.y.pix)+len(p.u.pix)+len(p.v.pix))
-	out = append(out, p.y.pix...)
-	out = append(out, p.u.pix...)
-	return append(out, p.v.pix...)
-}
+// toI420 copies the picture. Appending to nil skips the zeroing that
+// make would do before the copy overwrites it.
+func toI420(p yuv420) []byte { return append([]byte(nil), p.buf...) }
 
 func toNV12(p yuv420) []byte {
-	out := make([]byte, len(p.y.pix)+2*len(p.u.pix))
-	n := copy(out, p.y.pix)
-	uv := out[n:]
-	for i, u := range p.u.pix {
-		uv[2*i] = u
-		uv[2*i+1] = p.v.pix[i]
+	out := append([]byte(nil), p.buf...) // Y is already in place
+	uv := out[len(p.y.pix):]
+	cb, cr := p.u.pix, p.v.pix[:len(p.u.pix)]
+	for i := range cb {
+		pair := uv[2*i : 2*i+2 : 2*i+2]
+		pair[0], pair[1] = cb[i], cr[i]
 	}
 	return out
 }
@@ -292,15 +292,17 @@ func toYUYV(p yuv420) ([]byte, int) {
 	for y := 0; y < p.y.h; y++ {
 		row := out[y*stride : (y+1)*stride]
 		lum := p.y.pix[y*p.y.stride : y*p.y.stride+p.y.w]
-		cb := p.u.pix[(y/2)*p.u.stride:]
-		cr := p.v.pix[(y/2)*p.v.stride:]
-		for i := 0; i < pairs; i++ {
-			y0 := lum[2*i]
-			y1 := y0
-			if 2*i+1 < len(lum) {
-				y1 = lum[2*i+1]
-			}
-			row[4*i], row[4*i+1], row[4*i+2], row[4*i+3] = y0, cb[i], y1, cr[i]
+		cb := p.u.pix[(y/2)*p.u.stride:][:pairs]
+		cr := p.v.pix[(y/2)*p.v.stride:][:pairs]
+		whole := p.y.w / 2
+		for i := 0; i < whole; i++ {
+			px := row[4*i : 4*i+4 : 4*i+4] // one bounds check per pair
+			lp := lum[2*i : 2*i+2 : 2*i+2]
+			px[0], px[1], px[2], px[3] = lp[0], cb[i], lp[1], cr[i]
+		}
+		if whole < pairs {
+			last := lum[len(lum)-1]
+			row[4*whole], row[4*whole+1], row[4*whole+2], row[4*whole+3] = last, cb[whole], last, cr[whole]
 		}
 	}
 	return out, stride

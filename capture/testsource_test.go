@@ -280,3 +280,16 @@ func BenchmarkTestSource720p(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTestSourceDraw720p measures the per-frame drawing alone (box
+// and label), without the copy into a fresh output buffer.
+func BenchmarkTestSourceDraw720p(b *testing.B) {
+	s := openTestSource(b, Config{Width: 1280, Height: 720, Unpaced: true}, systemClock{})
+	now := time.Now()
+	var seq uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		s.draw(seq, now)
+		seq++
+	}
+}

@@ -252,7 +252,7 @@ func (s *v4l2Source) frameFrom(buf []byte, index uint32) (media.RawFrame, bool) 
 	wallNow := time.Now()
 	monoNow, _ := monotonicNow()
 	info, haveInfo := s.bufferInfo(index)
-	if haveInfo && info.flags&bufFlagError != 0 || len(buf) < s.minFrameSize() {
+	if (haveInfo && info.flags&bufFlagError != 0) || len(buf) < s.minFrameSize() {
 		s.damaged++
 		if s.damaged%100 == 1 {
 			// Every frame damaged looks like a stall upstream; say why.

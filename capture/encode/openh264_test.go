@@ -204,3 +204,32 @@ func BenchmarkEncodeH264_480p_YUYV(b *testing.B) {
 func BenchmarkEncodeH264_480p_MJPEG(b *testing.B) {
 	benchmarkEncode(b, Config{Codec: media.CodecH264}, media.PixMJPEG, 640, 480)
 }
+
+// TestSoftwareH264ConcurrentControl exercises ForceKeyFrame and Track from
+// another goroutine while encoding; run with -race.
+func TestSoftwareH264ConcurrentControl(t *testing.T) {
+	const w, h = 64, 48
+	enc, err := New(Config{Codec: media.CodecH264}, media.PixI420, w, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	frames := make([]media.RawFrame, 10)
+	for i := range frames {
+		frames[i] = syntheticFrame(t, media.PixI420, w, h, i)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			enc.(KeyFrameForcer).ForceKeyFrame()
+			_ = enc.Track()
+		}
+	}()
+	for _, f := range frames {
+		if _, err := enc.Encode(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+}

@@ -162,7 +162,7 @@ func TestEndToEnd(t *testing.T) {
 	// A second session on the same agent writes MP4.
 	_, client2 := connectViewer(t, id, cam)
 	mp4 := filepath.Join(dir, "live.mp4")
-	sum2, err := viewer.Watch(ctx, client2, viewer.Options{Output: mp4, Duration: time.Second})
+	sum2, err := viewer.Watch(ctx, client2, viewer.Options{Output: mp4, Duration: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

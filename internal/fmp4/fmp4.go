@@ -1,5 +1,5 @@
 // Package fmp4 writes H.264 access units as fragmented MP4 (ISO/IEC
-// 14496-12 movie fragments, avc1 sample entry per 14496-15) over
+// 14496-12 movie fragments, avc3 sample entry per 14496-15) over
 // github.com/Eyevinn/mp4ff. A fragmented file is playable up to its last
 // complete fragment, which suits recordings that may be cut by a power loss.
 package fmp4
@@ -37,9 +37,9 @@ type Options struct {
 // Errors returned by the Writer.
 var (
 	ErrUnsupportedCodec = errors.New("fmp4: only H.264 can be written")
-	// ErrParameterSetsChanged means the SPS or PPS changed mid-stream (a new
-	// resolution, say): an avc1 track has one set, so start a new file.
-	ErrParameterSetsChanged = errors.New("fmp4: H.264 parameter sets changed; start a new file")
+	// ErrParameterSetsChanged means an SPS with a different picture size
+	// arrived mid-stream: a track has one size, so start a new file.
+	ErrParameterSetsChanged = errors.New("fmp4: H.264 picture size changed; start a new file")
 	ErrNoParameterSets      = errors.New("fmp4: first key frame carries no SPS/PPS and the track has none")
 	ErrClosed               = errors.New("fmp4: writer closed")
 )
@@ -55,11 +55,13 @@ type sample struct {
 // Writer writes one H.264 track as fragmented MP4. It is not safe for
 // concurrent use.
 type Writer struct {
-	w        io.Writer
-	opts     Options
-	maxTicks uint64
-	track    media.Track
-	sps, pps []byte // those in the init segment, once written
+	w io.Writer
+	// width and height are the picture size of the init segment's SPS.
+	width, height int
+	opts          Options
+	maxTicks      uint64
+	track         media.Track
+	sps, pps      []byte // those in the init segment, once written
 
 	initDone bool
 	closed   bool
@@ -146,22 +148,26 @@ func (w *Writer) initFromKeyFrame(nalus [][]byte) error {
 	return w.writeInit(sps, pps)
 }
 
-// sampleData converts an access unit to an AVCC sample. SPS and PPS live in
-// the avc1 sample entry, and access unit delimiters mean nothing in MP4,
-// so they are left out; a parameter set that differs from the entry's
-// cannot be represented.
+// sampleData converts an access unit to an AVCC sample. The track is
+// avc3: SPS and PPS stay in band, because encoders such as openh264 give
+// every IDR a new parameter-set ID and an avc1 entry holds one fixed set.
+// Access unit delimiters mean nothing in MP4 and are left out. An SPS for a
+// different picture size cannot continue the track.
 func (w *Writer) sampleData(nalus [][]byte) ([]byte, error) {
 	kept := nalus[:0:0]
 	for _, n := range nalus {
 		switch h264.Type(n) {
 		case h264.NALUTypeSPS:
 			if !bytes.Equal(n, w.sps) {
-				return nil, ErrParameterSetsChanged
+				width, height, err := h264.ParseSize(n)
+				if err != nil {
+					return nil, fmt.Errorf("fmp4: %w", err)
+				}
+				if width != w.width || height != w.height {
+					return nil, ErrParameterSetsChanged
+				}
 			}
-		case h264.NALUTypePPS:
-			if !bytes.Equal(n, w.pps) {
-				return nil, ErrParameterSetsChanged
-			}
+			kept = append(kept, n)
 		case h264.NALUTypeAUD:
 		default:
 			kept = append(kept, n)
@@ -265,9 +271,11 @@ func (w *Writer) Close() error {
 
 func (w *Writer) writeInit(sps, pps []byte) error {
 	// mp4ff's SPS parser is not hardened against hostile input; ours is.
-	if _, _, err := h264.ParseSize(sps); err != nil {
+	width, height, err := h264.ParseSize(sps)
+	if err != nil {
 		return fmt.Errorf("fmp4: %w", err)
 	}
+	w.width, w.height = width, height
 	init := mp4.NewMP4Init()
 	init.AddChild(mp4.NewFtyp("isom", 0x200, []string{"isom", "iso6", "avc1", "mp41"}))
 	moov := mp4.NewMoovBox()
@@ -275,8 +283,8 @@ func (w *Writer) writeInit(sps, pps []byte) error {
 	moov.AddChild(mp4.CreateMvhd())
 	moov.AddChild(mp4.NewMvexBox())
 	init.AddEmptyTrack(Timescale, "video", "und")
-	if err := init.Moov.Trak.SetAVCDescriptor("avc1", [][]byte{sps}, [][]byte{pps}, true); err != nil {
-		return fmt.Errorf("fmp4: avc1 sample entry: %w", err)
+	if err := init.Moov.Trak.SetAVCDescriptor("avc3", [][]byte{sps}, [][]byte{pps}, true); err != nil {
+		return fmt.Errorf("fmp4: avc3 sample entry: %w", err)
 	}
 	w.buf.Reset()
 	if err := init.Encode(&w.buf); err != nil {

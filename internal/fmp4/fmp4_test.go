@@ -165,8 +165,13 @@ func TestWriterRoundTrip(t *testing.T) {
 			t.Fatalf("sample %d: %v", i, err)
 		}
 		for _, n := range nalus {
-			if typ := h264.Type(n); typ == h264.NALUTypeSPS || typ == h264.NALUTypePPS || typ == h264.NALUTypeAUD {
-				t.Fatalf("sample %d carries NAL type %v", i, typ)
+			typ := h264.Type(n)
+			if typ == h264.NALUTypeAUD {
+				t.Fatalf("sample %d carries an access unit delimiter", i)
+			}
+			// avc3: parameter sets stay in band, on key samples only.
+			if (typ == h264.NALUTypeSPS || typ == h264.NALUTypePPS) && i%testGOP != 0 {
+				t.Fatalf("non-key sample %d carries NAL type %v", i, typ)
 			}
 		}
 		if i%testGOP == 0 && i > 0 && samples[i-1].fragment == s.fragment {
@@ -313,8 +318,12 @@ func TestWriterRepeatedTimestamps(t *testing.T) {
 func TestWriterErrors(t *testing.T) {
 	aus := testAccessUnits(t)
 	track := testTrack(t, aus)
-	otherSPS := bytes.Clone(track.SPS)
-	otherSPS[len(otherSPS)-1] ^= 0x10
+	// An SPS for another picture size (the h264 package's 100x60 stream).
+	other, err := os.ReadFile("../h264/testdata/stream-100x60.h264")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSPS, _ := h264.ParameterSets(other)
 	changed := h264.JoinAnnexB([][]byte{otherSPS, track.PPS, firstSlice(t, aus[0].Data)})
 
 	tests := []struct {

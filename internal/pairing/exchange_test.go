@@ -483,4 +483,3 @@ func FuzzParseReply(f *testing.F) {
 		}
 	})
 }
-
