@@ -153,9 +153,12 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) defaultSource() (capture.Source, error) {
-	pix := media.PixelFormat("")
-	if f := strings.ToUpper(a.cfg.Capture.Format); f != "AUTO" {
-		pix = media.PixelFormat(f)
+	var pix media.PixelFormat
+	if !strings.EqualFold(a.cfg.Capture.Format, "auto") {
+		var err error
+		if pix, err = capture.ParsePixelFormat(a.cfg.Capture.Format); err != nil {
+			return nil, fmt.Errorf("capture.format: %w", err)
+		}
 	}
 	return capture.Open(capture.Config{
 		Device: a.cfg.Capture.Device, Pixel: pix,

@@ -30,13 +30,15 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 	log := a.log.With("peer", conn.RemoteAddr().String(), "key", identity.ShortFingerprint(fp))
 	switch state.NegotiatedProtocol {
 	case stream.ALPN:
+		// Track first, then check: a revocation after this check is seen by
+		// watchRevocations, one before it (after the handshake) is seen here.
+		a.track(conn, fp, true)
+		defer a.track(conn, fp, false)
 		v, ok := a.viewers.Allowed(fp)
-		if !ok { // revoked between handshake and here
+		if !ok {
 			conn.CloseWithError(quic.ApplicationErrorCode(wire.ErrorUnauthorised), "not paired")
 			return
 		}
-		a.track(conn, fp, true)
-		defer a.track(conn, fp, false)
 		log.Info("viewer connected", "viewer", v.Name)
 		if err := a.viewers.MarkSeen(fp); err != nil {
 			log.Warn("cannot record last seen", "err", err)
@@ -67,6 +69,8 @@ func (a *Agent) track(conn *quic.Conn, fp string, live bool) {
 
 // watchRevocations closes the live connections of viewers revoked while
 // they watch: revoking must take effect at once, not at the next connect.
+// It checks each live connection against the store (level-triggered), so a
+// viewer paired and revoked within one interval is caught as well.
 func (a *Agent) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

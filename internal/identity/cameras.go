@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/camagent/camagent/internal/identity/statefile"
+	"github.com/camagent/camagent/internal/statefile"
 )
 
 // CamerasFile is the known-camera store's name in the viewer's state dir.

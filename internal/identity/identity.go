@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/atomicfile"
-	"github.com/camagent/camagent/internal/identity/statefile"
+	"github.com/camagent/camagent/internal/statefile"
 )
 
 // File names inside the state directory.

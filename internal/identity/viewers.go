@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/camagent/camagent/internal/identity/statefile"
+	"github.com/camagent/camagent/internal/statefile"
 )
 
 // ViewersFile is the paired-viewer store's name in the camera's state dir.
@@ -56,10 +55,6 @@ type ViewerStore struct {
 
 	mu  sync.Mutex
 	now func() time.Time
-
-	// watchStarted, if set, is called once WatchRevocations has taken its
-	// first snapshot (tests).
-	watchStarted func()
 }
 
 // OpenViewerStore opens (or prepares to create) the store at path, usually
@@ -232,58 +227,6 @@ func (s *ViewerStore) MarkSeen(fp string) error {
 		}
 		return statefile.ErrNoChange
 	})
-}
-
-// WatchRevocations polls the store every interval until ctx ends and calls
-// onRevoke (on the watching goroutine) for each viewer that was allowed at
-// the previous poll and no longer is: revoked, or deleted from the file.
-// The agent uses it to close live connections of a revoked viewer, since
-// the handshake check only guards new ones. It returns ctx.Err().
-func (s *ViewerStore) WatchRevocations(ctx context.Context, interval time.Duration, onRevoke func(Viewer)) error {
-	active, _ := s.List()
-	if s.watchStarted != nil {
-		s.watchStarted()
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		next, err := s.List()
-		if err != nil {
-			continue // unreadable: keep the last good view and retry
-		}
-		for _, v := range lostAccess(active, next) {
-			onRevoke(v)
-		}
-		active = next
-	}
-}
-
-// lostAccess returns the viewers unrevoked in before but revoked or absent
-// in after, as they appear in after where present.
-func lostAccess(before, after []Viewer) []Viewer {
-	now := make(map[string]Viewer, len(after))
-	for _, v := range after {
-		now[v.Fingerprint] = v
-	}
-	var lost []Viewer
-	for _, v := range before {
-		if v.Revoked() {
-			continue
-		}
-		cur, present := now[v.Fingerprint]
-		switch {
-		case !present:
-			lost = append(lost, v)
-		case cur.Revoked():
-			lost = append(lost, cur)
-		}
-	}
-	return lost
 }
 
 func cloneViewers(vs []Viewer) []Viewer {

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -237,73 +236,5 @@ func TestMarkSeenThrottles(t *testing.T) {
 	v, _ := s.Allowed(sampleFP)
 	if !v.LastSeen.Equal(now.Add(-time.Minute)) {
 		t.Fatalf("LastSeen %v", v.LastSeen)
-	}
-}
-
-func TestWatchRevocations(t *testing.T) {
-	path := filepath.Join(t.TempDir(), ViewersFile)
-	agent := openViewers(t, path)
-	mustAdd(t, agent, "phone", fakeFP(t, "aaaa"))
-	mustAdd(t, agent, "laptop", fakeFP(t, "bbbb"))
-
-	ctx, cancel := context.WithCancel(t.Context())
-	revoked := make(chan Viewer, 4)
-	done := make(chan error, 1)
-	started := make(chan struct{})
-	agent.watchStarted = func() { close(started) }
-	go func() {
-		done <- agent.WatchRevocations(ctx, 5*time.Millisecond, func(v Viewer) { revoked <- v })
-	}()
-	<-started // revoke only after the watcher's first snapshot
-	cli := openViewers(t, path)
-	if _, err := cli.Revoke("phone"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case v := <-revoked:
-		if v.Name != "phone" || !v.Revoked() {
-			t.Fatalf("callback for %+v", v)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no revocation reported")
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("WatchRevocations returned %v", err)
-	}
-	select {
-	case v := <-revoked:
-		t.Fatalf("unexpected second callback %+v", v)
-	default:
-	}
-}
-
-func TestLostAccess(t *testing.T) {
-	at := time.Now()
-	a := Viewer{Name: "a", Fingerprint: "a"}
-	b := Viewer{Name: "b", Fingerprint: "b"}
-	bRevoked := b
-	bRevoked.RevokedAt = &at
-	tests := []struct {
-		name          string
-		before, after []Viewer
-		want          string
-	}{
-		{"none", []Viewer{a, b}, []Viewer{a, b}, "[]"},
-		{"revoked", []Viewer{a, b}, []Viewer{a, bRevoked}, "[b]"},
-		{"deleted", []Viewer{a, b}, []Viewer{b}, "[a]"},
-		{"already revoked", []Viewer{bRevoked}, []Viewer{}, "[]"},
-		{"reinstated", []Viewer{bRevoked}, []Viewer{b}, "[]"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var names []string
-			for _, v := range lostAccess(tc.before, tc.after) {
-				names = append(names, v.Name)
-			}
-			if got := fmt.Sprint(names); got != tc.want {
-				t.Fatalf("got %s, want %s", got, tc.want)
-			}
-		})
 	}
 }

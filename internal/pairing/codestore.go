@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/identity/statefile"
+	"github.com/camagent/camagent/internal/statefile"
 )
 
 // CodesFile is the one-time code store's name in the camera's state dir.
