@@ -146,8 +146,8 @@ func syntheticAU(i, keySize, deltaSize int) media.AccessUnit {
 		Codec:    media.CodecH264,
 		Data:     data,
 		Key:      key,
-		PTS:      time.Duration(i) * time.Second / 30,
-		Captured: time.UnixMicro(1_790_000_000_000_000).Add(time.Duration(i) * time.Second / 30),
+		PTS:      time.Duration(i) * 33_333 * time.Microsecond, // the wire carries µs
+		Captured: time.UnixMicro(1_790_000_000_000_000 + int64(i)*33_333),
 	}
 }
 

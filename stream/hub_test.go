@@ -338,7 +338,18 @@ func TestPublishDropsUnencodable(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Serve(context.Background(), nil, "late"); !errors.Is(err, ErrHubClosed) {
+}
+
+func TestServeAfterClose(t *testing.T) {
+	env := newTestEnv(t, HubConfig{})
+	if err := env.hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn := env.dial(nil)
+	if code, ok := ErrorCode(waitClosed(t, conn)); !ok || code != wire.ErrorGoingAway {
+		t.Errorf("viewer of a closed hub got %v, want GOING_AWAY", code)
+	}
+	if err := <-env.serveResult(conn.LocalAddr().String()); !errors.Is(err, ErrHubClosed) {
 		t.Errorf("Serve after Close: %v", err)
 	}
 }

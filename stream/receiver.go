@@ -81,6 +81,8 @@ func (c *Client) readGroup(str *quic.ReceiveStream) {
 		case g.frames <- frame:
 		case <-g.quit:
 			return
+		case <-c.done:
+			return
 		}
 	}
 }

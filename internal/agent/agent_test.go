@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,4 +263,50 @@ func connectAfterRevoke(ctx context.Context, id *identity.Identity, cam identity
 	}
 	defer conn.CloseWithError(0, "")
 	return stream.NewClient(ctx, conn, "again")
+}
+
+// TestEndToEndMJPEG runs in both builds: MJPEG needs no cgo, so this is what
+// a CGO_ENABLED=0 camera streams from a raw source.
+func TestEndToEndMJPEG(t *testing.T) {
+	a := testAgent(t, func(c *config.Config) { c.Encode.Codec = "mjpeg" })
+	id, cam := pairViewer(t, a, "phone")
+	_, client := connectViewer(t, id, cam)
+	if tr := client.Track(); tr.Codec != "mjpeg" || tr.Width != 320 || tr.Height != 240 {
+		t.Fatalf("catalog %+v", tr)
+	}
+	out := filepath.Join(t.TempDir(), "live.mjpeg")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := viewer.Watch(ctx, client, viewer.Options{Output: out, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Frames < 15 {
+		t.Fatalf("1 s at 30 fps: got %+v", sum)
+	}
+	if got := ffprobeFrames(t, out, "mjpeg", 320, 240); got != sum.Frames {
+		t.Fatalf("ffprobe decoded %d JPEG frames, viewer wrote %d", got, sum.Frames)
+	}
+}
+
+// TestPureGoBuildSaysNoH264: without cgo, asking for H.264 from a raw
+// source fails at start with an error that says what to do.
+func TestPureGoBuildSaysNoH264(t *testing.T) {
+	if encode.SoftwareH264Available() {
+		t.Skip("this build has software H.264; the CGO_ENABLED=0 run checks the error")
+	}
+	cfg := config.Default()
+	cfg.StateDir, cfg.Listen, cfg.Capture.Device = t.TempDir(), "127.0.0.1:0", "test"
+	cfg.Encode.Codec = "h264"
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Run(context.Background())
+	if !errors.Is(err, encode.ErrNoSoftwareH264) {
+		t.Fatalf("Run: %v, want ErrNoSoftwareH264", err)
+	}
+	if !strings.Contains(err.Error(), "encode.codec: mjpeg") {
+		t.Fatalf("error does not say how to fix it: %v", err)
+	}
 }
