@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/big"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -85,16 +86,21 @@ func newTestEnv(tb testing.TB, cfg HubConfig) *testEnv {
 }
 
 // acceptLoop serves every connection; the viewer's name is the client's
-// address, which the test learns from its own connection.
+// UDP port, which the test learns from its own connection.
 func (e *testEnv) acceptLoop(wg *sync.WaitGroup) {
 	for {
 		conn, err := e.ln.Accept(e.ctx)
 		if err != nil {
 			return
 		}
-		done := e.serveResult(conn.RemoteAddr().String())
-		wg.Go(func() { done <- e.hub.Serve(e.ctx, conn, conn.RemoteAddr().String()) })
+		viewer := viewerName(conn.RemoteAddr())
+		done := e.serveResult(viewer)
+		wg.Go(func() { done <- e.hub.Serve(e.ctx, conn, viewer) })
 	}
+}
+
+func viewerName(addr net.Addr) string {
+	return fmt.Sprintf("viewer-%d", addr.(*net.UDPAddr).Port)
 }
 
 func (e *testEnv) serveResult(viewer string) chan error {

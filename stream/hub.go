@@ -22,7 +22,8 @@ type HubConfig struct {
 	CameraName string
 	// Logger receives per-viewer events; nil discards them.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
+	// Now is the clock that stamps access units published without a
+	// capture time; nil means time.Now.
 	Now func() time.Time
 	// MaxViewers limits concurrent viewers; 0 means no limit. Viewers over
 	// the limit are closed with ErrorBusy.
@@ -54,10 +55,10 @@ var ErrHubClosed = errors.New("stream: hub closed")
 // pictures and serves it to every viewer. Publish never waits for viewers.
 //
 // Memory: the hub holds the current group (capped at 64 MiB). A viewer
-// holds a reference to at most one group, and any group older than the
-// current one is reset as soon as the next key frame is published, so in
-// steady state at most two groups are alive however many viewers there
-// are. Per viewer, on top of that: two goroutines plus one per group being
+// holds a reference to at most one group, and a viewer still sending an
+// older group when a key frame is published is reset (at once, or after one
+// more frame if it was only writing the group's last frame), so in steady
+// state at most two groups are alive however many viewers there are. Per viewer, on top of that: two goroutines plus one per group being
 // sent, a 4 KiB control buffer, and quic-go's send state, which is bounded
 // by the congestion window (quic-go reads the shared frame bytes in place
 // and does not queue copies of unsent data).
@@ -73,6 +74,7 @@ type Hub struct {
 	current      *group
 	lastSeq      uint64
 	groupStarted chan struct{} // closed and replaced when a group starts
+	published    chan struct{} // closed and replaced when a frame is added
 	sessions     map[*session]struct{}
 	serving      sync.WaitGroup
 
@@ -81,7 +83,7 @@ type Hub struct {
 }
 
 type hubCounters struct {
-	viewersTotal, framesPublished, framesDropped, groupsStarted atomic.Uint64
+	viewersTotal, framesPublished, framesDropped, groupsStarted   atomic.Uint64
 	groupsSent, groupsReset, groupsStopped, framesSent, bytesSent atomic.Uint64
 }
 
@@ -100,6 +102,7 @@ func NewHub(cfg HubConfig) *Hub {
 		log:          log,
 		trackChanged: make(chan struct{}),
 		groupStarted: make(chan struct{}),
+		published:    make(chan struct{}),
 		sessions:     make(map[*session]struct{}),
 	}
 }
@@ -136,10 +139,14 @@ func (h *Hub) trackState() (media.Track, uint64, <-chan struct{}) {
 
 // Publish adds one access unit. A key frame starts a new group, which makes
 // the previous group stale for viewers still sending it. Frames before the
-// first key frame are dropped. Publish copies au.Data once (into the wire
+// first key frame are dropped. A zero au.Captured is replaced by the hub's
+// clock. Publish copies au.Data once (into the wire
 // encoding shared by all viewers) and never blocks on a viewer.
 func (h *Hub) Publish(au media.AccessUnit) {
 	h.counters.framesPublished.Add(1)
+	if au.Captured.IsZero() {
+		au.Captured = h.cfg.Now() // the best latency origin left
+	}
 	frame, err := wire.AppendFrame(make([]byte, 0, len(au.Data)+wire.FrameOverhead), wire.Frame{
 		PTS:      max(au.PTS, 0), // the wire has no negative times
 		Captured: au.Captured,
@@ -161,7 +168,17 @@ func (h *Hub) Publish(au media.AccessUnit) {
 	}
 	if h.current == nil || !h.current.append(frame) {
 		h.counters.framesDropped.Add(1)
+		return
 	}
+	close(h.published)
+	h.published = make(chan struct{})
+}
+
+// nextPublish returns a channel closed when the next frame is added.
+func (h *Hub) nextPublish() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.published
 }
 
 func (h *Hub) startGroupLocked() {

@@ -140,15 +140,27 @@ func (gs *groupSend) finish(h *Hub) {
 }
 
 // resetWhenStale waits for the group to end (the next key frame was
-// published). If the sender has not yet written every frame by then, the
-// viewer is behind: the rest of this group is worthless, so the stream is
-// reset (RESET_STREAM with STALE_GROUP), which also unblocks a Write stuck
-// on flow control, and the sender moves on to the newest group.
+// published) and resets the stream (RESET_STREAM with STALE_GROUP) if the
+// viewer is behind: the rest of this group is then worthless, the reset
+// unblocks a Write stuck on flow control, and the sender moves on to the
+// newest group. A healthy sender may still be inside the Write of the last
+// frame when the key frame arrives, so one frame of lag is forgiven until
+// the next frame is published.
 func (gs *groupSend) resetWhenStale(stop <-chan struct{}, h *Hub) {
 	select {
 	case <-gs.g.done:
 	case <-stop:
 		return
+	}
+	switch lag := gs.lag(); {
+	case lag == 0:
+		return
+	case lag == 1:
+		select {
+		case <-h.nextPublish():
+		case <-stop:
+			return
+		}
 	}
 	gs.mu.Lock()
 	defer gs.mu.Unlock()
@@ -157,4 +169,14 @@ func (gs *groupSend) resetWhenStale(stop <-chan struct{}, h *Hub) {
 		gs.str.CancelWrite(quic.StreamErrorCode(wire.ErrorStaleGroup))
 		h.counters.groupsReset.Add(1)
 	}
+}
+
+// lag is the number of frames of the group not yet handed to QUIC.
+func (gs *groupSend) lag() int {
+	gs.mu.Lock()
+	defer gs.mu.Unlock()
+	if gs.state != sending {
+		return 0
+	}
+	return gs.g.count() - gs.written
 }

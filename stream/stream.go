@@ -73,8 +73,8 @@ func closeConn(conn *quic.Conn, code wire.ErrorCode, reason string) {
 	_ = conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
 }
 
-// isLocalReset reports whether err is a stream error we caused ourselves
-// (CancelWrite/CancelRead) and isRemoteReset one the peer caused.
+// streamErrorOrigin reports whether err is a stream reset or stop and, if
+// so, whether the peer (rather than our own CancelWrite/CancelRead) caused it.
 func streamErrorOrigin(err error) (isStreamErr, remote bool) {
 	var se *quic.StreamError
 	if errors.As(err, &se) {
