@@ -3,9 +3,8 @@
 package encode
 
 import (
-	"encoding/json"
+	"github.com/camagent/camagent/internal/ffprobe"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -96,33 +95,18 @@ func TestSoftwareH264(t *testing.T) {
 // probeH264 checks a raw H.264 file with ffprobe when it is installed.
 func probeH264(t *testing.T, path string, w, h, frames int) {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
+	if !ffprobe.Available() {
 		t.Log("ffprobe not installed; skipping the external check")
 		return
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", path).Output()
+	v, err := ffprobe.Probe(path)
 	if err != nil {
-		t.Fatalf("ffprobe: %v", err)
+		t.Fatal(err)
 	}
-	var probe struct {
-		Streams []struct {
-			CodecName    string `json:"codec_name"`
-			Width        int    `json:"width"`
-			Height       int    `json:"height"`
-			NbReadFrames string `json:"nb_read_frames"`
-		} `json:"streams"`
-	}
-	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) != 1 {
-		t.Fatalf("ffprobe output %s: %v", out, err)
-	}
-	s := probe.Streams[0]
-	if s.CodecName != "h264" || s.Width != w || s.Height != h || s.NbReadFrames != itoa(frames) {
-		t.Fatalf("ffprobe: %+v, want h264 %dx%d %d frames", s, w, h, frames)
+	if v.Codec != "h264" || v.Width != w || v.Height != h || v.Frames != frames {
+		t.Fatalf("ffprobe: %+v, want h264 %dx%d %d frames", v, w, h, frames)
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestSoftwareH264Inputs(t *testing.T) {
 	tests := []struct {

@@ -2,12 +2,10 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/camagent/camagent/internal/ffprobe"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,31 +174,17 @@ func TestEndToEnd(t *testing.T) {
 // after checking codec and size.
 func ffprobeFrames(t *testing.T, path, codec string, width, height int) int {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
+	if !ffprobe.Available() {
 		t.Skip("ffprobe not installed (make test installs it)")
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "json", path).Output()
+	v, err := ffprobe.Probe(path)
 	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
+		t.Fatal(err)
 	}
-	var res struct {
-		Streams []struct {
-			CodecName    string `json:"codec_name"`
-			Width        int    `json:"width"`
-			Height       int    `json:"height"`
-			NbReadFrames string `json:"nb_read_frames"`
-		} `json:"streams"`
+	if v.Codec != codec || v.Width != width || v.Height != height {
+		t.Fatalf("ffprobe: %+v, want %s %dx%d", v, codec, width, height)
 	}
-	if err := json.Unmarshal(out, &res); err != nil || len(res.Streams) != 1 {
-		t.Fatalf("ffprobe output %s: %v", out, err)
-	}
-	s := res.Streams[0]
-	if s.CodecName != codec || s.Width != width || s.Height != height {
-		t.Fatalf("ffprobe: %s %dx%d, want %s %dx%d", s.CodecName, s.Width, s.Height, codec, width, height)
-	}
-	n, _ := strconv.Atoi(s.NbReadFrames)
-	return n
+	return v.Frames
 }
 
 func TestUnpairedViewerRefusedAtHandshake(t *testing.T) {

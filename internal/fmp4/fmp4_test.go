@@ -2,12 +2,10 @@ package fmp4
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
+	"github.com/camagent/camagent/internal/ffprobe"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -189,36 +187,19 @@ func TestWriterRoundTrip(t *testing.T) {
 // probeMP4 checks the file with ffprobe when it is installed.
 func probeMP4(t *testing.T, path string, frames int, duration time.Duration) {
 	t.Helper()
-	if _, err := exec.LookPath("ffprobe"); err != nil {
+	if !ffprobe.Available() {
 		t.Log("ffprobe not installed; skipping the external check")
 		return
 	}
-	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-		"-show_entries", "stream=codec_name,width,height,nb_read_frames:format=duration", "-of", "json", path).CombinedOutput()
+	v, err := ffprobe.Probe(path)
 	if err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	var probe struct {
-		Streams []struct {
-			CodecName    string `json:"codec_name"`
-			Width        int    `json:"width"`
-			Height       int    `json:"height"`
-			NbReadFrames string `json:"nb_read_frames"`
-		} `json:"streams"`
-		Format struct {
-			Duration string `json:"duration"`
-		} `json:"format"`
+	if v.Codec != "h264" || v.Width != testW || v.Height != testH || v.Frames != frames {
+		t.Fatalf("ffprobe: %+v, want h264 %dx%d, %d frames", v, testW, testH, frames)
 	}
-	if err := json.Unmarshal(out, &probe); err != nil || len(probe.Streams) != 1 {
-		t.Fatalf("ffprobe output %s: %v", out, err)
-	}
-	s := probe.Streams[0]
-	if s.CodecName != "h264" || s.Width != testW || s.Height != testH || s.NbReadFrames != strconv.Itoa(frames) {
-		t.Fatalf("ffprobe: %+v, want h264 %dx%d, %d frames", s, testW, testH, frames)
-	}
-	secs, err := strconv.ParseFloat(probe.Format.Duration, 64)
-	if got := time.Duration(secs * float64(time.Second)); err != nil || got < duration-100*time.Millisecond || got > duration+100*time.Millisecond {
-		t.Fatalf("ffprobe duration %q, want about %v", probe.Format.Duration, duration)
+	if v.Duration < duration-100*time.Millisecond || v.Duration > duration+100*time.Millisecond {
+		t.Fatalf("ffprobe duration %v, want about %v", v.Duration, duration)
 	}
 }
 
