@@ -294,3 +294,24 @@ func TestPureGoBuildSaysNoH264(t *testing.T) {
 		t.Fatalf("error does not say how to fix it: %v", err)
 	}
 }
+
+// TestEncodeSize: encode.width/height scale the captured picture.
+func TestEncodeSize(t *testing.T) {
+	a := testAgent(t, func(c *config.Config) { c.Encode.Width, c.Encode.Height = 160, 120 })
+	id, cam := pairViewer(t, a, "phone")
+	_, client := connectViewer(t, id, cam)
+	tr := client.Track()
+	if tr.Width != 160 || tr.Height != 120 {
+		t.Fatalf("catalog says %dx%d, want 160x120", tr.Width, tr.Height)
+	}
+	out := filepath.Join(t.TempDir(), "small.raw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sum, err := viewer.Watch(ctx, client, viewer.Options{Output: out, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ffprobeFrames(t, out, string(tr.Codec), 160, 120); got != sum.Frames {
+		t.Fatalf("ffprobe decoded %d frames, viewer wrote %d", got, sum.Frames)
+	}
+}

@@ -77,6 +77,8 @@ func (a *Agent) newEncoder(f capture.Format) (encode.Encoder, error) {
 		Codec:            media.Codec(a.cfg.Encode.Codec),
 		Bitrate:          a.cfg.Encode.Bitrate,
 		KeyframeInterval: a.cfg.Encode.KeyframeInterval,
+		Width:            a.cfg.Encode.Width,
+		Height:           a.cfg.Encode.Height,
 		FPS:              f.FPS,
 		Logger:           a.log.With("component", "encode"),
 	}, f.Pixel, f.Width, f.Height)

@@ -54,6 +54,10 @@ type EncodeConfig struct {
 	Codec            string `yaml:"codec" usage:"h264 or mjpeg"`
 	Bitrate          int    `yaml:"bitrate" usage:"H.264 target bitrate in bits per second"`
 	KeyframeInterval int    `yaml:"keyframe_interval" usage:"frames between H.264 key frames"`
+	// Width and Height scale the picture before encoding; 0 keeps the
+	// captured size. Passthrough sources cannot be scaled.
+	Width  int `yaml:"width" usage:"encoded width in pixels (0: as captured)"`
+	Height int `yaml:"height" usage:"encoded height in pixels (0: as captured)"`
 }
 
 // Default returns the configuration used when neither file nor flags say
@@ -142,6 +146,11 @@ func (c Config) Validate() error {
 	}
 	if c.Encode.Bitrate < 50_000 {
 		problems = append(problems, fmt.Sprintf("encode.bitrate: %d bit/s is too low", c.Encode.Bitrate))
+	}
+	if (c.Encode.Width == 0) != (c.Encode.Height == 0) || c.Encode.Width < 0 || c.Encode.Height < 0 ||
+		c.Encode.Width%2 != 0 || c.Encode.Height%2 != 0 || c.Encode.Width > 8192 || c.Encode.Height > 8192 {
+		problems = append(problems, fmt.Sprintf("encode.width, encode.height: %dx%d must both be 0 or both even sizes up to 8192",
+			c.Encode.Width, c.Encode.Height))
 	}
 	if c.Encode.KeyframeInterval < 1 {
 		problems = append(problems, "encode.keyframe_interval: must be at least 1 frame")

@@ -75,7 +75,8 @@ func TestEveryKeyHasAFlag(t *testing.T) {
 	BindFlags(fs, &cfg)
 	for _, name := range []string{"name", "state-dir", "listen", "log.level", "log.format",
 		"capture.device", "capture.format", "capture.width", "capture.height", "capture.fps",
-		"capture.stall-timeout", "encode.codec", "encode.bitrate", "encode.keyframe-interval"} {
+		"capture.stall-timeout", "encode.codec", "encode.bitrate", "encode.keyframe-interval",
+		"encode.width", "encode.height"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no flag --%s", name)
 		}
@@ -120,6 +121,8 @@ func TestValidate(t *testing.T) {
 		{"format", func(c *Config) { c.Capture.Format = "RGB3" }, "capture.format"},
 		{"gop", func(c *Config) { c.Encode.KeyframeInterval = 0 }, "keyframe_interval"},
 		{"log", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"half an encode size", func(c *Config) { c.Encode.Width = 640 }, "encode.width"},
+		{"odd encode size", func(c *Config) { c.Encode.Width, c.Encode.Height = 641, 480 }, "encode.width"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
