@@ -16,6 +16,7 @@ import (
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/h264"
 	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/internal/viewer"
 	"github.com/camagent/camagent/stream"
@@ -313,5 +314,32 @@ func TestEncodeSize(t *testing.T) {
 	}
 	if got := ffprobeFrames(t, out, string(tr.Codec), 160, 120); got != sum.Frames {
 		t.Fatalf("ffprobe decoded %d frames, viewer wrote %d", got, sum.Frames)
+	}
+}
+
+func TestTrackChanged(t *testing.T) {
+	base := media.Track{Codec: "h264", Width: 640, Height: 480, FPS: 30, SPS: []byte{0x67, 1}, PPS: []byte{0x68, 1}}
+	tests := []struct {
+		name   string
+		mutate func(*media.Track)
+		want   bool
+	}{
+		{"same", func(*media.Track) {}, false},
+		{"new parameter set ids", func(tr *media.Track) { tr.SPS, tr.PPS = []byte{0x67, 2}, []byte{0x68, 2} }, false},
+		{"size", func(tr *media.Track) { tr.Width = 1280 }, true},
+		{"codec", func(tr *media.Track) { tr.Codec = "mjpeg" }, true},
+		{"rate", func(tr *media.Track) { tr.FPS = 15 }, true},
+		{"parameter sets now known", func(tr *media.Track) {}, true},
+	}
+	for _, tt := range tests {
+		old := base
+		if tt.name == "parameter sets now known" {
+			old.SPS, old.PPS = nil, nil
+		}
+		t2 := base
+		tt.mutate(&t2)
+		if got := trackChanged(old, t2); got != tt.want {
+			t.Errorf("%s: trackChanged = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

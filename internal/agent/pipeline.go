@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/camagent/camagent/capture"
 	"github.com/camagent/camagent/capture/encode"
@@ -54,7 +53,7 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 			a.log.Warn("encode failed; frame dropped", "seq", frame.Seq, "err", err)
 			continue
 		}
-		if t := enc.Track(); !reflect.DeepEqual(t, track) {
+		if t := enc.Track(); trackChanged(track, t) {
 			track = t
 			a.hub.SetTrack(t)
 		}
@@ -90,4 +89,13 @@ func (a *Agent) newEncoder(f capture.Format) (encode.Encoder, error) {
 	}
 	a.log.Info("encoder ready", "input", f.String(), "codec", a.cfg.Encode.Codec)
 	return enc, nil
+}
+
+// trackChanged reports whether viewers must be told about t. New parameter
+// set bytes alone do not count: openh264 gives every IDR a new SPS/PPS ID,
+// and key frames carry their parameter sets in band anyway, so a CATALOG
+// per group of pictures would tell viewers nothing.
+func trackChanged(old, t media.Track) bool {
+	return old.Codec != t.Codec || old.Width != t.Width || old.Height != t.Height ||
+		old.FPS != t.FPS || (len(old.SPS) == 0) != (len(t.SPS) == 0)
 }
