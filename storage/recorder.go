@@ -16,14 +16,14 @@ import (
 
 // Stats are the recorder's counters since it started.
 type Stats struct {
-	MediaBytes    int64 `json:"media_bytes"`   // access unit bytes handed to the writer
-	FileBytes     int64 `json:"file_bytes"`    // bytes written to segment files
-	Fsyncs        int64 `json:"fsyncs"`        // fsync calls on segment files
-	Fragments     int64 `json:"fragments"`     // fragments written
-	Dropped       int64 `json:"dropped"`       // access units dropped (queue full)
-	Deleted       int64 `json:"deleted"`       // segments deleted by retention or for space
-	WriteErrors   int64 `json:"write_errors"`  // failed writes (the segment was closed)
-	Segments      int   `json:"segments"`      // segments on disk
+	MediaBytes    int64 `json:"media_bytes"`    // access unit bytes handed to the writer
+	FileBytes     int64 `json:"file_bytes"`     // bytes written to segment files
+	Fsyncs        int64 `json:"fsyncs"`         // fsync calls on segment files
+	Fragments     int64 `json:"fragments"`      // fragments written
+	Dropped       int64 `json:"dropped"`        // access units dropped (queue full)
+	Deleted       int64 `json:"deleted"`        // segments deleted by retention or for space
+	WriteErrors   int64 `json:"write_errors"`   // failed writes (the segment was closed)
+	Segments      int   `json:"segments"`       // segments on disk
 	RecordedBytes int64 `json:"recorded_bytes"` // their total size
 }
 
@@ -45,7 +45,7 @@ type Recorder struct {
 	stop chan struct{}
 	once sync.Once
 
-	gap         bool         // producer side only
+	gap bool // producer side only
 	// ModeEvent: record access units captured within [activeFrom, activeUntil]
 	// (unix ns), plus the pre-roll before activeFrom.
 	activeFrom, activeUntil atomic.Int64

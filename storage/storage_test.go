@@ -275,7 +275,7 @@ func assertDirMatches(t *testing.T, r *Recorder) {
 func TestEventModePreAndPostRoll(t *testing.T) {
 	r := newRecorder(t, Config{Mode: ModeEvent, PreRoll: 2 * time.Second, PostRoll: 3 * time.Second})
 	trigger := t0.Add(10 * time.Second)
-	r.Trigger(trigger) // ahead of the frames: only those from 10 s on count
+	r.Trigger(trigger)                   // ahead of the frames: only those from 10 s on count
 	feed(r, testav.AccessUnits(900, t0)) // 30 s; key frames every 1.5 s
 	r.Close()
 	segs := r.Segments()

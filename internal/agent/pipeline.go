@@ -47,6 +47,7 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 				return err
 			}
 		}
+		a.rec.observe(frame) // motion and stills, before the encoder owns the frame
 		aus, err := enc.Encode(frame)
 		if err != nil {
 			// One bad frame (a corrupt MJPEG from a flaky USB link) must not
@@ -57,9 +58,11 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 		if t := enc.Track(); !reflect.DeepEqual(t, track) {
 			track = t
 			a.hub.SetTrack(t)
+			a.rec.setTrack(t)
 		}
 		for _, au := range aus {
 			a.hub.Publish(au)
+			a.rec.write(au)
 		}
 		if len(aus) > 0 {
 			a.frames.Add(uint64(len(aus)))
