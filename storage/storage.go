@@ -131,3 +131,10 @@ func parseName(name string) (start time.Time, d time.Duration, sealed bool, err 
 	}
 	return start, d, sealed, nil
 }
+
+// ParseSegmentName reads a segment file name (sealed or open; an open
+// one has zero duration).
+func ParseSegmentName(name string) (Segment, error) {
+	start, d, sealed, err := parseName(name)
+	return Segment{Name: name, Start: start, Duration: d, Open: !sealed}, err
+}
