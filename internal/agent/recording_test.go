@@ -15,6 +15,7 @@ import (
 	"github.com/camagent/camagent/capture/encode"
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/viewer"
 	"github.com/camagent/camagent/storage/playback"
 )
@@ -79,6 +80,34 @@ func TestRecordingPlaybackOverQUIC(t *testing.T) {
 	}
 	if got := ffprobeFrames(t, clip, "h264", 320, 240); got != frames {
 		t.Fatalf("ffprobe decoded %d frames of %d", got, frames)
+	}
+
+	// Seek: abandon a playback after a few frames, play from 2 s later on
+	// the same connection.
+	errSeek := errors.New("seek")
+	n := 0
+	err = client.Play(ctx, start, to, func(media.AccessUnit) error {
+		if n++; n == 5 {
+			return errSeek
+		}
+		return nil
+	})
+	if !errors.Is(err, errSeek) {
+		t.Fatalf("first play: %v", err)
+	}
+	seekTo := start.Add(2 * time.Second)
+	var got []media.AccessUnit
+	if err := client.Play(ctx, seekTo, seekTo.Add(500*time.Millisecond), func(au media.AccessUnit) error {
+		got = append(got, au)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Key frames come every second (30 frames): playback starts at the one
+	// at or before the seek point.
+	if len(got) == 0 || !got[0].Key || got[0].Captured.After(seekTo) || seekTo.Sub(got[0].Captured) > 1100*time.Millisecond ||
+		!got[len(got)-1].Captured.Before(seekTo.Add(500*time.Millisecond)) {
+		t.Fatalf("after seeking to +2 s: %d frames from %v", len(got), got[0].Captured.Sub(start))
 	}
 
 	still, err := client.Still(ctx)
