@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test
 
 all: build
 
@@ -55,6 +55,13 @@ fuzz:
 bench: build
 	@mkdir -p out
 	$(GO) test -run='^$$' -bench=. -count=1 ./... 2>&1 | grep -v '^\[OpenH264\]' | tee out/bench.txt
+
+## powerloss-test: SIGKILL the recording agent at random moments (and truncate
+## its segment), restart, check every segment with ffprobe and the loss per kill
+## (also part of `make test`; POWERLOSS_KILLS=12 by default, about 45 s)
+powerloss-test:
+	@scripts/deps.sh test
+	$(GO) test -count=1 -v -timeout 10m -run '^TestPowerLoss$$' ./cmd/camagent
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build

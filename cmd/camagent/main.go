@@ -52,6 +52,8 @@ func newRootCommand() *cobra.Command {
 		newDevicesCommand(),
 		newJoinCommand(),
 		newViewCommand(),
+		newRecordingsCommand(),
+		newSnapshotCommand(),
 	)
 	return root
 }

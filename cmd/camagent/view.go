@@ -21,6 +21,7 @@ func newViewCommand() *cobra.Command {
 		addrs                                 []string
 		duration                              time.Duration
 		quiet                                 bool
+		from, to                              string // recorded clip instead of live
 	)
 	cmd := &cobra.Command{
 		Use:     "view CAMERA",
@@ -39,7 +40,12 @@ latency) go to stderr every second and as a summary at the end.`,
 	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "dial these host:port instead of the camera's known addresses")
 	cmd.Flags().StringVar(&summaryPath, "summary", "", "also write the summary as JSON to this file")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-second figures")
+	cmd.Flags().StringVar(&from, "from", "", "export the recording from this time (RFC 3339 or -DURATION) to -o FILE.mp4")
+	cmd.Flags().StringVar(&to, "to", "", "with --from: until this time (default: now)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if from != "" {
+			return exportClip(cmd, recordingsFlags{stateDir: stateDir, addrs: addrs}, args[0], from, to, output)
+		}
 		id, cams, err := viewerSide(stateDir)
 		if err != nil {
 			return err

@@ -24,6 +24,7 @@ import (
 	"github.com/camagent/camagent/internal/logging"
 	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -47,6 +48,7 @@ type Agent struct {
 	viewers *identity.ViewerStore
 	codes   *pairing.CodeStore
 	hub     *stream.Hub
+	rec     *recording // recordings, motion events, stills
 	ln      *quic.Listener
 	now     func() time.Time
 
@@ -81,13 +83,18 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConf := identity.ServerTLSConfig(id, viewers, stream.ALPN, pairing.ALPN, log.With("component", "tls"))
+	rec, err := newRecording(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf := identity.ServerTLSConfigALPNs(id, viewers, []string{stream.ALPN, playback.ALPN}, pairing.ALPN, log.With("component", "tls"))
 	ln, err := quic.ListenAddr(cfg.Listen, tlsConf, QUICConfig())
 	if err != nil {
+		rec.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	a := &Agent{
-		cfg: cfg, log: log, id: id, viewers: viewers, codes: codes, ln: ln,
+		cfg: cfg, log: log, id: id, viewers: viewers, codes: codes, ln: ln, rec: rec,
 		now:   time.Now,
 		ready: make(chan struct{}),
 		conns: map[*quic.Conn]string{},
@@ -146,6 +153,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.ln.Close()
 	a.hub.Close()
 	wg.Wait()
+	a.rec.Close() // after the capture loop: seals the last segment
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

@@ -46,6 +46,7 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 				return err
 			}
 		}
+		a.rec.observe(frame) // motion and stills, before the encoder owns the frame
 		aus, err := enc.Encode(frame)
 		if err != nil {
 			// One bad frame (a corrupt MJPEG from a flaky USB link) must not
@@ -56,9 +57,11 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 		if t := enc.Track(); trackChanged(track, t) {
 			track = t
 			a.hub.SetTrack(t)
+			a.rec.setTrack(t)
 		}
 		for _, au := range aus {
 			a.hub.Publish(au)
+			a.rec.write(au)
 		}
 		if len(aus) > 0 {
 			a.frames.Add(uint64(len(aus)))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/stream"
 	"github.com/camagent/camagent/stream/wire"
 )
@@ -45,6 +46,17 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		}
 		err := a.hub.Serve(ctx, conn, v.Name)
 		log.Info("viewer left", "viewer", v.Name, "reason", err)
+	case playback.ALPN:
+		a.track(conn, fp, true) // revocation closes recordings access too
+		defer a.track(conn, fp, false)
+		v, ok := a.viewers.Allowed(fp)
+		if !ok {
+			conn.CloseWithError(quic.ApplicationErrorCode(wire.ErrorUnauthorised), "not paired")
+			return
+		}
+		log.Info("viewer opened recordings", "viewer", v.Name)
+		err := playback.Serve(ctx, conn, a.rec.playbackSource(), log)
+		log.Debug("recordings session ended", "viewer", v.Name, "reason", err)
 	case pairing.ALPN:
 		v, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name)
 		if err != nil {

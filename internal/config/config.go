@@ -31,6 +31,32 @@ type Config struct {
 	Log     LogConfig     `yaml:"log"`
 	Capture CaptureConfig `yaml:"capture"`
 	Encode  EncodeConfig  `yaml:"encode"`
+	Storage StorageConfig `yaml:"storage"`
+	Motion  MotionConfig  `yaml:"motion"`
+}
+
+// StorageConfig controls recording to the board's storage (docs/recording.md).
+type StorageConfig struct {
+	Mode             string        `yaml:"mode" usage:"recording: off, continuous, or event (motion-triggered)"`
+	Dir              string        `yaml:"dir" usage:"recordings directory (default: STATE_DIR/recordings)"`
+	SegmentDuration  time.Duration `yaml:"segment_duration" usage:"length of one recording file"`
+	FragmentDuration time.Duration `yaml:"fragment_duration" usage:"fragment length, the most a power cut loses (<= 1s)"`
+	Fsync            bool          `yaml:"fsync" usage:"fsync every fragment"`
+	MaxMegabytes     int           `yaml:"max_megabytes" usage:"delete the oldest recordings beyond this size (0: no limit)"`
+	MaxAge           time.Duration `yaml:"max_age" usage:"delete recordings older than this (0: keep)"`
+	MinFreeMegabytes int           `yaml:"min_free_megabytes" usage:"delete the oldest recordings while less is free"`
+	PreRoll          time.Duration `yaml:"pre_roll" usage:"event mode: video kept from before the event"`
+	PostRoll         time.Duration `yaml:"post_roll" usage:"event mode: video kept after the last motion"`
+}
+
+// MotionConfig controls motion detection (docs/recording.md).
+type MotionConfig struct {
+	Enabled     bool          `yaml:"enabled" usage:"detect motion and log events with snapshots"`
+	Sensitivity float64       `yaml:"sensitivity" usage:"0 (only large changes) to 1 (the slightest change)"`
+	Zones       []string      `yaml:"zones" usage:"areas watched, as x,y,w,h fractions of the frame (default: all)"`
+	Masks       []string      `yaml:"masks" usage:"areas ignored, as x,y,w,h fractions of the frame"`
+	Interval    time.Duration `yaml:"interval" usage:"analyse at most one frame per interval"`
+	Cooldown    time.Duration `yaml:"cooldown" usage:"an event ends after this long without motion"`
 }
 
 // LogConfig selects the log level and format.
@@ -74,6 +100,11 @@ func Default() Config {
 			StallTimeout: 2 * time.Second,
 		},
 		Encode: EncodeConfig{Codec: "h264", Bitrate: 2_000_000, KeyframeInterval: 60},
+		Storage: StorageConfig{
+			Mode: "off", SegmentDuration: time.Minute, FragmentDuration: time.Second, Fsync: true,
+			MinFreeMegabytes: 64, PreRoll: 5 * time.Second, PostRoll: 10 * time.Second,
+		},
+		Motion: MotionConfig{Sensitivity: 0.5, Interval: 100 * time.Millisecond, Cooldown: 5 * time.Second},
 	}
 }
 
@@ -158,6 +189,8 @@ func (c Config) Validate() error {
 	if c.Capture.StallTimeout < 100*time.Millisecond {
 		problems = append(problems, "capture.stall_timeout: must be at least 100ms")
 	}
+	problems = append(problems, c.Storage.validate()...)
+	problems = append(problems, c.Motion.validate()...)
 	switch c.Log.Format {
 	case "text", "json", "journal":
 	default:
@@ -167,4 +200,37 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+func (s StorageConfig) validate() []string {
+	var p []string
+	switch s.Mode {
+	case "off", "continuous", "event":
+	default:
+		p = append(p, fmt.Sprintf("storage.mode: %q is not off, continuous or event", s.Mode))
+	}
+	if s.SegmentDuration < time.Second || s.SegmentDuration > time.Hour {
+		p = append(p, "storage.segment_duration: must be between 1s and 1h")
+	}
+	if s.FragmentDuration < 100*time.Millisecond || s.FragmentDuration > time.Second {
+		p = append(p, "storage.fragment_duration: must be between 100ms and 1s")
+	}
+	if s.MaxMegabytes < 0 || s.MinFreeMegabytes < 0 || s.MaxAge < 0 || s.PreRoll < 0 || s.PostRoll < 0 {
+		p = append(p, "storage: sizes and durations must not be negative")
+	}
+	if s.PreRoll > time.Minute {
+		p = append(p, "storage.pre_roll: at most 1m (it is held in memory)")
+	}
+	return p
+}
+
+func (m MotionConfig) validate() []string {
+	var p []string
+	if m.Sensitivity < 0 || m.Sensitivity > 1 {
+		p = append(p, fmt.Sprintf("motion.sensitivity: %g is not between 0 and 1", m.Sensitivity))
+	}
+	if m.Interval < 0 || m.Cooldown < 0 {
+		p = append(p, "motion: durations must not be negative")
+	}
+	return p
 }

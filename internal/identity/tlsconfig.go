@@ -37,19 +37,30 @@ var (
 // variants, which hand out connections before the client's certificate
 // has been checked.
 func ServerTLSConfig(id *Identity, viewers *ViewerStore, videoALPN, pairALPN string, log *slog.Logger) *tls.Config {
+	return ServerTLSConfigALPNs(id, viewers, []string{videoALPN}, pairALPN, log)
+}
+
+// ServerTLSConfigALPNs is ServerTLSConfig with several protocols under the
+// paired-viewers-only policy (live video, recordings). The first one a
+// client offers, in videoALPNs order, wins.
+func ServerTLSConfigALPNs(id *Identity, viewers *ViewerStore, videoALPNs []string, pairALPN string, log *slog.Logger) *tls.Config {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	video := serverBase(id, videoALPN)
-	video.VerifyConnection = func(cs tls.ConnectionState) error {
-		fp, err := clientFingerprint(cs, videoALPN)
-		if err != nil {
-			return err
+	videos := make([]*tls.Config, len(videoALPNs))
+	for i, alpn := range videoALPNs {
+		video := serverBase(id, alpn)
+		video.VerifyConnection = func(cs tls.ConnectionState) error {
+			fp, err := clientFingerprint(cs, alpn)
+			if err != nil {
+				return err
+			}
+			if _, ok := viewers.Allowed(fp); !ok {
+				return fmt.Errorf("%w: %s", ErrNotPaired, ShortFingerprint(fp))
+			}
+			return nil
 		}
-		if _, ok := viewers.Allowed(fp); !ok {
-			return fmt.Errorf("%w: %s", ErrNotPaired, ShortFingerprint(fp))
-		}
-		return nil
+		videos[i] = video
 	}
 	pair := serverBase(id, pairALPN)
 	pair.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -58,9 +69,9 @@ func ServerTLSConfig(id *Identity, viewers *ViewerStore, videoALPN, pairALPN str
 	}
 
 	root := serverBase(id, "")
-	root.NextProtos = []string{videoALPN, pairALPN}
+	root.NextProtos = append(slices.Clone(videoALPNs), pairALPN)
 	root.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		conf, err := pickConfig(hello.SupportedProtos, videoALPN, video, pairALPN, pair)
+		conf, err := pickConfig(hello.SupportedProtos, videoALPNs, videos, pairALPN, pair)
 		if err != nil {
 			log.Info("refused handshake", "remote", remoteAddr(hello), "offered", hello.SupportedProtos)
 			return nil, err
@@ -88,11 +99,13 @@ func serverBase(id *Identity, alpn string) *tls.Config {
 // config lists exactly one protocol, so the protocol the connection ends up
 // with is always the one whose policy was enforced. Video wins if a client
 // offers both, which is the stricter policy.
-func pickConfig(offered []string, videoALPN string, video *tls.Config, pairALPN string, pair *tls.Config) (*tls.Config, error) {
-	switch {
-	case slices.Contains(offered, videoALPN):
-		return video, nil
-	case slices.Contains(offered, pairALPN):
+func pickConfig(offered []string, videoALPNs []string, videos []*tls.Config, pairALPN string, pair *tls.Config) (*tls.Config, error) {
+	for i, alpn := range videoALPNs {
+		if slices.Contains(offered, alpn) {
+			return videos[i], nil
+		}
+	}
+	if slices.Contains(offered, pairALPN) {
 		return pair, nil
 	}
 	return nil, ErrUnknownALPN

@@ -19,10 +19,15 @@ import (
 // Dial connects to a paired camera over QUIC, trying its known addresses in
 // turn, with TLS pinned to the camera's key and presenting the viewer's.
 func Dial(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config) (*quic.Conn, error) {
+	return DialALPN(ctx, id, cam, qconf, stream.ALPN)
+}
+
+// DialALPN is Dial for another protocol of the camera (recordings).
+func DialALPN(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, alpn string) (*quic.Conn, error) {
 	if len(cam.Addrs) == 0 {
 		return nil, fmt.Errorf("camera %q has no known address", cam.Name)
 	}
-	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, stream.ALPN)
+	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, alpn)
 	var errs []error
 	for _, addr := range cam.Addrs {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -1,0 +1,162 @@
+package motion
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/camagent/camagent/internal/atomicfile"
+)
+
+// LogFile is the event log's name in the events directory.
+const LogFile = "events.jsonl"
+
+// Event is one motion event.
+type Event struct {
+	ID    string    `json:"id"`
+	Start time.Time `json:"start"`
+	// End is zero while the event lasts, or if the camera stopped before
+	// it could log the end.
+	End time.Time `json:"end,omitzero"`
+	// Score is the largest share of the watched area that changed.
+	Score float64 `json:"score"`
+	// Snapshot is the JPEG file's name in the events directory.
+	Snapshot string `json:"snapshot,omitempty"`
+}
+
+// record is one line of the log: an event's start or its end.
+type record struct {
+	Kind string `json:"kind"` // "start" or "end"
+	Event
+}
+
+// Log is the append-only event log: one JSON line per record, fsynced, so
+// a power cut loses at most the line being written, and a torn last line
+// is skipped when read.
+type Log struct {
+	dir string
+	mu  sync.Mutex
+	f   *os.File
+}
+
+// OpenLog opens (creating) the log in dir.
+func OpenLog(dir string) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("motion: %w", err)
+	}
+	path := filepath.Join(dir, LogFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("motion: %w", err)
+	}
+	// A torn last line (no newline) would glue itself to the next record:
+	// end it first.
+	if info, err := f.Stat(); err == nil && info.Size() > 0 {
+		last := make([]byte, 1)
+		if r, err := os.Open(path); err == nil {
+			r.ReadAt(last, info.Size()-1)
+			r.Close()
+		}
+		if last[0] != '\n' {
+			f.Write([]byte{'\n'})
+		}
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Log{dir: dir, f: f}, nil
+}
+
+// Dir is the events directory (log and snapshots).
+func (l *Log) Dir() string { return l.dir }
+
+func (l *Log) append(rec record) error {
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.f.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("motion: event log: %w", err)
+	}
+	return l.f.Sync()
+}
+
+// Close closes the log.
+func (l *Log) Close() error { return l.f.Close() }
+
+// maxLine bounds one log line; longer lines are skipped as corrupt.
+const maxLine = 64 << 10
+
+// ReadEvents reads the log in dir, oldest first. Lines that do not parse
+// (a torn write) are skipped.
+func ReadEvents(dir string) ([]Event, error) {
+	f, err := os.Open(filepath.Join(dir, LogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("motion: %w", err)
+	}
+	defer f.Close()
+	return parseLog(f)
+}
+
+func parseLog(r io.Reader) ([]Event, error) {
+	byID := map[string]int{}
+	var events []Event
+	br := bufio.NewReaderSize(r, 4096)
+	for {
+		line, err := readLine(br)
+		if len(line) > 0 {
+			var rec record
+			if json.Unmarshal(line, &rec) == nil && rec.ID != "" {
+				i, ok := byID[rec.ID]
+				switch {
+				case rec.Kind == "start" && !ok:
+					byID[rec.ID] = len(events)
+					events = append(events, rec.Event)
+				case rec.Kind == "end" && ok:
+					events[i].End, events[i].Score = rec.End, rec.Score
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return events, fmt.Errorf("motion: event log: %w", err)
+		}
+	}
+	slices.SortStableFunc(events, func(a, b Event) int { return a.Start.Compare(b.Start) })
+	return events, nil
+}
+
+// readLine returns the next line without its newline; an over-long line
+// is returned empty (skipped).
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	skip := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !skip && len(line)+len(chunk) <= maxLine {
+			line = append(line, chunk...)
+		} else {
+			skip, line = true, nil
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return bytes.TrimSuffix(line, []byte{'\n'}), err
+	}
+}
