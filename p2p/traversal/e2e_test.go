@@ -411,3 +411,52 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// BenchmarkTimeToDirect measures, with real quic-go on loopback, the time
+// from a connection established through the forwarder to the live
+// connection running on the direct path (ADD_ADDRESS, PUNCH_ME_NOW, path
+// validation, switch). Reported as ms-to-direct.
+func BenchmarkTimeToDirect(b *testing.B) {
+	var total time.Duration
+	for range b.N {
+		ctx, cancel := context.WithCancel(context.Background())
+		cam := startCamera(b, ctx)
+		relay := forwarder(b, addrOf(cam.hole))
+		vsock := listenUDP(b)
+		mux := pathmux.New(vsock, nil)
+		route, _ := mux.Route(relay, relay)
+		vtr := &quic.Transport{Conn: route}
+		conn, err := vtr.Dial(ctx, net.UDPAddrFromAddrPort(relay),
+			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, nil) // tests only
+		if err != nil {
+			b.Fatal(err)
+		}
+		connected := time.Now()
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		own := candidate.NewSet()
+		own.Add(addrOf(vsock), candidate.Host, "host")
+		events := make(chan traversal.Event, 16)
+		cl, err := traversal.NewClient(traversal.ClientConfig{
+			Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
+			RelayTransport: vtr, Relay: relay, Candidates: own,
+			OnEvent: func(e traversal.Event) { events <- e },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := <-events
+		if e.Kind != traversal.EventDirect {
+			b.Fatalf("event %v", e.Kind)
+		}
+		total += e.At.Sub(connected)
+		cl.Close()
+		conn.CloseWithError(0, "")
+		vtr.Close()
+		mux.Close()
+		cancel()
+	}
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-direct")
+}
