@@ -1,0 +1,191 @@
+// Package discovery implements the semantics of
+// draft-ietf-quic-address-discovery-00 over a natwire.Channel: the observing
+// side (Reporter) tells its peer the source address the peer's packets
+// arrive from, with a new sequence number each time it changes; the
+// observed side (Learner) keeps the newest report as a reflexive candidate.
+// quic-go exposes only the active path's remote address, so a report
+// follows the path the connection is using (section "OBSERVED_ADDRESS
+// Frame": sent on a new path and after NAT rebinding).
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/natwire"
+)
+
+// DefaultInterval is how often a Reporter looks at the remote address. A
+// migration is noticed within this time.
+const DefaultInterval = 100 * time.Millisecond
+
+// ReporterConfig configures a Reporter.
+type ReporterConfig struct {
+	// Remote returns the address the peer's packets come from now; for a
+	// quic.Conn that is conn.RemoteAddr.
+	Remote func() net.Addr
+	// Send delivers a frame to the peer (a natwire.Channel's Send).
+	Send func(natwire.Frame) error
+	// Interval between checks; 0 means DefaultInterval.
+	Interval time.Duration
+}
+
+// Reporter sends OBSERVED_ADDRESS at start and whenever the observed
+// address changes. It runs until Close or a failed Send.
+type Reporter struct {
+	cfg ReporterConfig
+
+	mu   sync.Mutex
+	seq  uint64
+	last netip.AddrPort
+	sent bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// NewReporter starts a Reporter.
+func NewReporter(cfg ReporterConfig) *Reporter {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Reporter{cfg: cfg, cancel: cancel, done: make(chan struct{})}
+	go r.run(ctx)
+	return r
+}
+
+func (r *Reporter) run(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		if _, err := r.Check(); err != nil {
+			r.err = err
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Check observes the remote address once and reports it if it changed. It
+// returns whether a frame was sent.
+func (r *Reporter) Check() (bool, error) {
+	addr, err := AddrPort(r.cfg.Remote())
+	if err != nil {
+		return false, nil // not a UDP address (e.g. a test pipe): nothing to report
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent && addr == r.last {
+		return false, nil
+	}
+	seq := r.seq
+	if r.sent {
+		seq++
+	}
+	if err := r.cfg.Send(&natwire.ObservedAddress{Seq: seq, Addr: addr}); err != nil {
+		return false, fmt.Errorf("report observed address: %w", err)
+	}
+	r.seq, r.last, r.sent = seq, addr, true
+	return true, nil
+}
+
+// Done is closed when the Reporter has stopped.
+func (r *Reporter) Done() <-chan struct{} { return r.done }
+
+// Err is the Send failure that stopped the Reporter, after Done.
+func (r *Reporter) Err() error {
+	<-r.done
+	return r.err
+}
+
+// Close stops the Reporter and waits for it.
+func (r *Reporter) Close() error {
+	r.cancel()
+	<-r.done
+	return nil
+}
+
+// AddrPort converts a UDP net.Addr to a netip.AddrPort.
+func AddrPort(a net.Addr) (netip.AddrPort, error) {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	case nil:
+		return netip.AddrPort{}, errors.New("no address")
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("not an IP address and port: %v", a)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// Learner keeps the newest OBSERVED_ADDRESS from one peer in a candidate
+// set, under one source name. It is safe for concurrent use.
+type Learner struct {
+	set    *candidate.Set
+	source string
+
+	mu      sync.Mutex
+	seen    bool
+	seq     uint64
+	current netip.AddrPort
+}
+
+// NewLearner returns a Learner that records reports as reflexive
+// candidates of set under source (e.g. "relay" or "viewer:<key>").
+func NewLearner(set *candidate.Set, source string) *Learner {
+	return &Learner{set: set, source: source}
+}
+
+// Handle applies one report. Reports with a sequence number not above the
+// newest seen are stale and ignored (section "OBSERVED_ADDRESS Frame");
+// it returns whether the reflexive address changed.
+func (l *Learner) Handle(f *natwire.ObservedAddress) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen && f.Seq <= l.seq {
+		return false, nil
+	}
+	if err := candidate.Usable(f.Addr); err != nil {
+		return false, fmt.Errorf("observed address: %w", err)
+	}
+	l.seen, l.seq = true, f.Seq
+	if f.Addr == l.current {
+		return false, nil
+	}
+	if l.current.IsValid() {
+		l.set.Remove(l.current, l.source)
+	}
+	l.current = f.Addr
+	if _, err := l.set.Add(f.Addr, candidate.Reflexive, l.source); err != nil {
+		return true, fmt.Errorf("observed address: %w", err)
+	}
+	return true, nil
+}
+
+// Current returns the newest observed address.
+func (l *Learner) Current() (netip.AddrPort, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.current, l.current.IsValid()
+}
+
+// Close withdraws this peer's report from the set (the peer is gone).
+func (l *Learner) Close() {
+	l.set.RemoveSource(l.source)
+}

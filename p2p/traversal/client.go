@@ -1,0 +1,512 @@
+package traversal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/discovery"
+	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/pathmux"
+)
+
+// Client timing defaults (docs/nat-traversal.md §3).
+const (
+	// DefaultProbeTimeout bounds one candidate's path validation; quic-go
+	// retransmits PATH_CHALLENGE at 200, 400 and 800 ms.
+	DefaultProbeTimeout = 1500 * time.Millisecond
+	// DefaultKeepalive is how long a direct path may be quiet before the
+	// viewer sends a keepalive; it also holds NAT mappings open.
+	DefaultKeepalive = 100 * time.Millisecond
+	// DefaultDeadAfter is how long without any packet on the direct path
+	// makes the viewer fall back to the relay: with the switch itself
+	// (the relay path is kept validated) well inside 1 s.
+	DefaultDeadAfter = 500 * time.Millisecond
+	// DefaultRetryMin and DefaultRetryMax bound the backoff between
+	// punching rounds after a failure or a fallback.
+	DefaultRetryMin = 2 * time.Second
+	DefaultRetryMax = 60 * time.Second
+	// DefaultRelayRefresh re-validates the idle relay path while direct:
+	// it keeps the relay's NAT mappings alive and the fallback instant.
+	DefaultRelayRefresh = 15 * time.Second
+	// maxProbes bounds concurrent candidate probes: each takes a
+	// connection ID, and quic-go holds 4 of the peer's (one is in use and
+	// one goes to the relay path).
+	maxProbes = 2
+	// gatherDelay lets a burst of ADD_ADDRESS frames arrive before a round.
+	gatherDelay = 20 * time.Millisecond
+)
+
+// PathAdder is the part of *quic.Conn the Client needs.
+type PathAdder interface {
+	AddPath(*quic.Transport) (*quic.Path, error)
+}
+
+// ClientConfig configures the viewer side of one connection.
+type ClientConfig struct {
+	Conn    PathAdder
+	Channel natwire.Channel
+	// Socket is the viewer's one UDP socket; RelayTransport is the
+	// quic.Transport the connection was dialled on, over Socket's route to
+	// Relay, the address the connection was dialled to.
+	Socket         *pathmux.Socket
+	RelayTransport *quic.Transport
+	Relay          netip.AddrPort
+	// Candidates are the viewer's own (host addresses with the socket's
+	// port); Learner adds the reflexive address the camera reports.
+	Candidates *candidate.Set
+	Learner    *discovery.Learner
+
+	ProbeTimeout, Keepalive, DeadAfter time.Duration
+	RetryMin, RetryMax, RelayRefresh   time.Duration
+	// OnEvent, if set, is called from the run loop for every migration.
+	OnEvent func(Event)
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventDirect: the connection now uses a direct path to Addr.
+	EventDirect EventKind = iota + 1
+	// EventRelay: the direct path died and the connection is back on the
+	// relay path.
+	EventRelay
+	// EventRoundFailed: no candidate of a round validated.
+	EventRoundFailed
+)
+
+func (k EventKind) String() string {
+	return [...]string{"", "direct", "relay", "round-failed"}[k]
+}
+
+// Event is one change of path.
+type Event struct {
+	Kind  EventKind
+	Addr  netip.AddrPort // the direct address, for EventDirect and EventRelay
+	Round uint64
+	At    time.Time
+}
+
+// ClientStats count what a Client did.
+type ClientStats struct {
+	Rounds, Probes, Validated, Switches, Fallbacks, Keepalives uint64
+	Direct                                                     bool
+}
+
+// Client is the viewer side of NAT traversal for one connection.
+type Client struct {
+	cfg ClientConfig
+	log *slog.Logger
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+
+	frames  chan natwire.Frame
+	results chan probeResult
+
+	// Owned by the run loop.
+	remote         map[uint64]netip.AddrPort
+	direct         map[netip.AddrPort]*directPath
+	active         *directPath
+	relayPath      *quic.Path
+	round          uint64
+	queue          []netip.AddrPort // candidates of this round not yet probed
+	inFlight       int
+	nextRound      time.Time
+	backoff        time.Duration
+	lastRelayProbe time.Time
+
+	mu    sync.Mutex
+	stats ClientStats
+}
+
+type directPath struct {
+	addr  netip.AddrPort
+	route *pathmux.Route
+	tr    *quic.Transport
+	path  *quic.Path
+}
+
+type probeResult struct {
+	dp   *directPath
+	path *quic.Path
+	err  error
+}
+
+// NewClient starts the viewer side. It runs until Close, a Channel failure
+// or a protocol violation.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	setClientDefaults(&cfg)
+	relayPath, err := cfg.Conn.AddPath(cfg.RelayTransport)
+	if err != nil {
+		return nil, fmt.Errorf("relay path: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		frames:    make(chan natwire.Frame, 16),
+		results:   make(chan probeResult, 8),
+		remote:    make(map[uint64]netip.AddrPort),
+		direct:    make(map[netip.AddrPort]*directPath),
+		relayPath: relayPath,
+		backoff:   cfg.RetryMin,
+	}
+	c.refreshRelay(ctx)
+	readErr := make(chan error, 1)
+	go func() { readErr <- c.readLoop(ctx) }()
+	go func() {
+		c.err = c.run(ctx, readErr)
+		cancel()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func setClientDefaults(cfg *ClientConfig) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.ProbeTimeout, DefaultProbeTimeout)
+	def(&cfg.Keepalive, DefaultKeepalive)
+	def(&cfg.DeadAfter, DefaultDeadAfter)
+	def(&cfg.RetryMin, DefaultRetryMin)
+	def(&cfg.RetryMax, DefaultRetryMax)
+	def(&cfg.RelayRefresh, DefaultRelayRefresh)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+func (c *Client) readLoop(ctx context.Context) error {
+	for {
+		f, err := c.cfg.Channel.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.frames <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Client) run(ctx context.Context, readErr <-chan error) error {
+	tick := time.NewTicker(c.cfg.Keepalive / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("NAT traversal channel: %w", err)
+		case f := <-c.frames:
+			if err := c.handle(f); err != nil {
+				return err
+			}
+		case r := <-c.results:
+			c.probed(ctx, r)
+		case <-tick.C:
+		}
+		c.step(ctx)
+	}
+}
+
+// step does whatever time has made due: a round, keepalives, a fallback,
+// a relay refresh.
+func (c *Client) step(ctx context.Context) {
+	now := c.cfg.Now()
+	if c.active != nil {
+		c.watchDirect(ctx, now)
+		return
+	}
+	if c.inFlight == 0 && len(c.queue) == 0 && len(c.remote) > 0 && !c.nextRound.IsZero() && !now.Before(c.nextRound) {
+		c.startRound(ctx)
+	}
+}
+
+func (c *Client) handle(f natwire.Frame) error {
+	switch f := f.(type) {
+	case *natwire.AddAddress:
+		if candidate.Usable(f.Addr) != nil || len(c.remote) >= candidate.MaxCandidates {
+			return nil
+		}
+		c.remote[f.Seq] = f.Addr
+		c.scheduleSoon()
+	case *natwire.RemoveAddress:
+		delete(c.remote, f.Seq)
+	case *natwire.ObservedAddress:
+		if c.cfg.Learner != nil {
+			if changed, _ := c.cfg.Learner.Handle(f); changed {
+				c.scheduleSoon()
+			}
+		}
+	default:
+		return fmt.Errorf("%w: camera sent %v", ErrProtocolViolation, f.Type())
+	}
+	return nil
+}
+
+// scheduleSoon plans a round shortly, unless one is planned earlier or
+// the backoff after a failure says to wait.
+func (c *Client) scheduleSoon() {
+	soon := c.cfg.Now().Add(gatherDelay)
+	if c.nextRound.IsZero() {
+		c.nextRound = soon
+	}
+}
+
+// startRound sends PUNCH_ME_NOW for every pair and starts probing the
+// camera's candidates (draft-seemann-quic-nat-traversal-02, section
+// "Hole Punching").
+func (c *Client) startRound(ctx context.Context) {
+	c.round++
+	c.nextRound = time.Time{}
+	c.count(func(s *ClientStats) { s.Rounds++ })
+	local, _ := c.cfg.Candidates.Snapshot()
+	seqs := make([]uint64, 0, len(c.remote))
+	for seq := range c.remote {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs) // the camera advertises host candidates first
+	pairs := 0
+	c.queue = c.queue[:0]
+	for _, seq := range seqs {
+		addr := c.remote[seq]
+		matched := false
+		for _, l := range local {
+			if l.Addr.Addr().Is4() != addr.Addr().Is4() || pairs >= MaxPairsPerRound {
+				continue
+			}
+			matched = true
+			pairs++
+			if err := c.cfg.Channel.Send(&natwire.PunchMeNow{Round: c.round, PairedWith: seq, Addr: l.Addr}); err != nil {
+				c.log.Debug("PUNCH_ME_NOW not sent", "err", err)
+			}
+		}
+		if matched {
+			c.queue = append(c.queue, addr)
+		}
+	}
+	c.log.Debug("punch round", "round", c.round, "pairs", pairs, "candidates", c.queue)
+	c.probeNext(ctx)
+	if c.inFlight == 0 {
+		c.roundFailed()
+	}
+}
+
+// probeNext starts probes up to maxProbes.
+func (c *Client) probeNext(ctx context.Context) {
+	for c.inFlight < maxProbes && len(c.queue) > 0 {
+		addr := c.queue[0]
+		c.queue = c.queue[1:]
+		if err := c.probe(ctx, addr); err != nil {
+			c.log.Debug("cannot probe", "addr", addr, "err", err)
+		}
+	}
+}
+
+func (c *Client) probe(ctx context.Context, addr netip.AddrPort) error {
+	dp, err := c.directPath(addr)
+	if err != nil {
+		return err
+	}
+	p, err := c.cfg.Conn.AddPath(dp.tr)
+	if err != nil {
+		return err
+	}
+	dp.route.Attach()
+	dp.path = p
+	c.inFlight++
+	c.count(func(s *ClientStats) { s.Probes++ })
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
+		defer cancel()
+		err := p.Probe(pctx)
+		select {
+		case c.results <- probeResult{dp: dp, path: p, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+	return nil
+}
+
+// directPath returns the route and transport for addr, made once per
+// address and kept for the life of the connection (closing a quic-go
+// Transport would close the connection registered on it).
+func (c *Client) directPath(addr netip.AddrPort) (*directPath, error) {
+	if dp, ok := c.direct[addr]; ok {
+		return dp, nil
+	}
+	route, err := c.cfg.Socket.Route(c.cfg.Relay, addr)
+	if err != nil {
+		return nil, err
+	}
+	dp := &directPath{addr: addr, route: route, tr: &quic.Transport{Conn: route}}
+	c.direct[addr] = dp
+	return dp, nil
+}
+
+func (c *Client) probed(ctx context.Context, r probeResult) {
+	c.inFlight--
+	switch {
+	case r.err == nil && c.active == nil && r.dp.path == r.path:
+		if err := r.path.Switch(); err != nil {
+			c.log.Warn("switch to direct path failed", "addr", r.dp.addr, "err", err)
+			c.abandon(r.dp)
+			break
+		}
+		c.active = r.dp
+		c.backoff = c.cfg.RetryMin
+		c.lastRelayProbe = c.cfg.Now()
+		c.count(func(s *ClientStats) { s.Validated++; s.Switches++; s.Direct = true })
+		c.emit(Event{Kind: EventDirect, Addr: r.dp.addr, Round: c.round})
+		c.queue = nil
+		for _, dp := range c.direct {
+			if dp != r.dp && dp.path != nil {
+				c.abandon(dp) // their Probe returns ErrPathClosed
+			}
+		}
+		return
+	case r.dp.path == r.path:
+		c.abandon(r.dp)
+	}
+	c.probeNext(ctx)
+	if c.inFlight == 0 && len(c.queue) == 0 && c.active == nil {
+		c.roundFailed()
+	}
+}
+
+func (c *Client) abandon(dp *directPath) {
+	if dp.path != nil {
+		_ = dp.path.Close()
+		dp.path = nil
+	}
+	dp.route.Detach()
+}
+
+func (c *Client) roundFailed() {
+	c.emit(Event{Kind: EventRoundFailed, Round: c.round})
+	c.retryLater()
+}
+
+func (c *Client) retryLater() {
+	c.nextRound = c.cfg.Now().Add(c.backoff)
+	c.backoff = min(2*c.backoff, c.cfg.RetryMax)
+}
+
+// watchDirect keeps the direct path alive and falls back when it is dead.
+func (c *Client) watchDirect(ctx context.Context, now time.Time) {
+	dp := c.active
+	quiet := now.Sub(dp.route.LastHeard())
+	switch {
+	case quiet > c.cfg.DeadAfter:
+		c.fallBack(ctx)
+	case quiet >= c.cfg.Keepalive:
+		if err := c.cfg.Socket.WriteRaw(KeepalivePacket(uint64(now.UnixNano())), dp.addr); err == nil {
+			c.count(func(s *ClientStats) { s.Keepalives++ })
+		}
+	}
+	if c.active != nil && now.Sub(c.lastRelayProbe) >= c.cfg.RelayRefresh {
+		c.lastRelayProbe = now
+		c.refreshRelay(ctx)
+	}
+}
+
+// refreshRelay validates the relay path in the background.
+func (c *Client) refreshRelay(ctx context.Context) {
+	p := c.relayPath
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := p.Probe(pctx); err != nil && ctx.Err() == nil {
+			c.log.Debug("relay path probe failed", "err", err)
+		}
+	}()
+}
+
+// fallBack moves the connection back to the relay path.
+func (c *Client) fallBack(ctx context.Context) {
+	dp := c.active
+	err := c.relayPath.Switch()
+	if errors.Is(err, quic.ErrPathNotValidated) {
+		// A refresh is re-validating it: wait for that, briefly.
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
+		err = c.relayPath.Probe(pctx)
+		cancel()
+		if err == nil {
+			err = c.relayPath.Switch()
+		}
+	}
+	if err != nil {
+		c.log.Warn("cannot fall back to the relay path", "err", err)
+		return // try again at the next tick
+	}
+	c.active = nil
+	c.abandon(dp)
+	c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
+	c.emit(Event{Kind: EventRelay, Addr: dp.addr, Round: c.round})
+	c.retryLater()
+}
+
+func (c *Client) emit(e Event) {
+	e.At = c.cfg.Now()
+	c.log.Info("path event", "kind", e.Kind, "addr", e.Addr, "round", e.Round)
+	if c.cfg.OnEvent != nil {
+		c.cfg.OnEvent(e)
+	}
+}
+
+func (c *Client) count(f func(*ClientStats)) {
+	c.mu.Lock()
+	f(&c.stats)
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Client) Stats() ClientStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// Done is closed when the Client has stopped.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the Client stopped (nil after Close), once Done is closed.
+func (c *Client) Err() error {
+	<-c.done
+	return c.err
+}
+
+// Close stops the Client. The connection stays on whatever path it uses;
+// the transports it made live until the Socket is closed.
+func (c *Client) Close() error {
+	c.cancel()
+	<-c.done
+	return nil
+}

@@ -1,0 +1,80 @@
+package traversal
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/camagent/camagent/p2p/discovery"
+)
+
+// ResponderConfig configures a Responder.
+type ResponderConfig struct {
+	// Read returns the next non-QUIC packet of the camera's QUIC socket:
+	// quic.Transport.ReadNonQUICPacket.
+	Read func(ctx context.Context, b []byte) (int, net.Addr, error)
+	// Write sends from the same socket: quic.Transport.WriteTo.
+	Write func(b []byte, to net.Addr) (int, error)
+	// Guard limits whom and how much the Responder answers.
+	Guard *Guard
+}
+
+// Responder answers keepalive packets on the camera's QUIC socket, so a
+// viewer can tell within a fraction of a second that its direct path
+// died, whether or not video is flowing. It answers only addresses a live
+// connection has punched, with a packet of the same size, within the
+// camera-wide budget.
+type Responder struct {
+	cfg     ResponderConfig
+	cancel  context.CancelFunc
+	done    chan struct{}
+	echoed  atomic.Uint64
+	ignored atomic.Uint64
+}
+
+// NewResponder starts a Responder; it runs until Close or a read error.
+func NewResponder(cfg ResponderConfig) *Responder {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Responder{cfg: cfg, cancel: cancel, done: make(chan struct{})}
+	go r.run(ctx)
+	return r
+}
+
+func (r *Responder) run(ctx context.Context) {
+	defer close(r.done)
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := r.cfg.Read(ctx, buf)
+		if err != nil {
+			return
+		}
+		r.answer(buf[:n], from)
+	}
+}
+
+func (r *Responder) answer(b []byte, from net.Addr) {
+	kind, token, ok := parsePacket(b)
+	src, err := discovery.AddrPort(from)
+	if !ok || kind != kindKeepalive || err != nil || !r.cfg.Guard.IsTarget(src) || !r.cfg.Guard.take() {
+		r.ignored.Add(1)
+		return
+	}
+	if _, err := r.cfg.Write(makePacket(kindKeepaliveEcho, token), net.UDPAddrFromAddrPort(netip.AddrPortFrom(src.Addr(), src.Port()))); err == nil {
+		r.echoed.Add(1)
+	}
+}
+
+// Echoed and Ignored count answered and dropped packets.
+func (r *Responder) Echoed() uint64  { return r.echoed.Load() }
+func (r *Responder) Ignored() uint64 { return r.ignored.Load() }
+
+// Done is closed when the Responder has stopped.
+func (r *Responder) Done() <-chan struct{} { return r.done }
+
+// Close stops the Responder.
+func (r *Responder) Close() error {
+	r.cancel()
+	<-r.done
+	return nil
+}

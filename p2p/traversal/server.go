@@ -1,0 +1,388 @@
+// Package traversal is the NAT traversal state machine of
+// draft-seemann-quic-nat-traversal-02 for camagent, where the camera is the
+// QUIC server and the viewer the QUIC client. Server (camera) advertises
+// its candidates with ADD_ADDRESS/REMOVE_ADDRESS and punches toward the
+// viewer when asked by PUNCH_ME_NOW, within the limits of a shared Guard;
+// Client (viewer) pairs candidates, sends PUNCH_ME_NOW in rounds, probes
+// each candidate with quic-go path validation, migrates the live connection
+// to the first direct path that validates, holds it with keepalives and
+// falls back to the relay path when it dies. Responder answers keepalives
+// on the camera's socket. docs/nat-traversal.md describes the procedure.
+package traversal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/discovery"
+	"github.com/camagent/camagent/p2p/natwire"
+)
+
+// ErrProtocolViolation is wrapped by the error that ends a Server or
+// Client whose peer sent a frame its role must not send.
+var ErrProtocolViolation = errors.New("NAT traversal protocol violation")
+
+// ServerConfig configures the camera side of one connection.
+type ServerConfig struct {
+	// Channel carries frames to and from this viewer.
+	Channel natwire.Channel
+	// Candidates is the camera's candidate set, shared by all connections.
+	Candidates *candidate.Set
+	// Punch sends a raw packet from the camera's QUIC socket:
+	// quic.Transport.WriteTo.
+	Punch func(b []byte, to net.Addr) (int, error)
+	// Guard is the camera-wide limit on punching, shared by all connections.
+	Guard *Guard
+	// Peer returns the address the viewer's packets come from now
+	// (quic.Conn.RemoteAddr); every address it returns may be punched.
+	Peer func() net.Addr
+	// Learner, if set, takes the viewer's OBSERVED_ADDRESS reports about
+	// the camera into the candidate set.
+	Learner *discovery.Learner
+	// PunchesPerPair and PunchInterval shape the punch train of one pair;
+	// 0 means the defaults.
+	PunchesPerPair int
+	PunchInterval  time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// ServerStats count what a Server did and refused.
+type ServerStats struct {
+	Added, Removed   uint64 // ADD_ADDRESS and REMOVE_ADDRESS sent
+	PunchRequests    uint64 // PUNCH_ME_NOW received
+	Rounds           uint64 // rounds that punched
+	PunchesSent      uint64 // punch packets sent
+	Stale            uint64 // PUNCH_ME_NOW of an old round
+	Refused          uint64 // PUNCH_ME_NOW refused by policy (target, pairing, limits)
+	Throttled        uint64 // punch packets not sent for the camera-wide budget
+	ObservedReceived uint64 // OBSERVED_ADDRESS from the viewer
+}
+
+// Server is the camera side of NAT traversal for one connection.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	frames chan natwire.Frame
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+
+	observeCh chan netip.AddrPort
+
+	// Owned by the run loop.
+	advertised map[netip.AddrPort]uint64 // candidate -> sequence number
+	nextSeq    uint64
+	observed   map[netip.AddrPort]bool
+	targets    map[netip.AddrPort]bool // ever punched, held in the Guard
+	round      uint64
+	roundStart time.Time
+	roundPairs int
+	train      []*punchTrain
+
+	mu    sync.Mutex
+	stats ServerStats
+}
+
+type punchTrain struct {
+	to   netip.AddrPort
+	left int
+	next time.Time
+}
+
+// NewServer starts the camera side for one connection. It runs until
+// Close, a Channel failure or a protocol violation.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.PunchesPerPair <= 0 {
+		cfg.PunchesPerPair = DefaultPunchesPerPair
+	}
+	if cfg.PunchInterval <= 0 {
+		cfg.PunchInterval = DefaultPunchInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		frames:     make(chan natwire.Frame, 16),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+		observeCh:  make(chan netip.AddrPort, 4),
+		advertised: make(map[netip.AddrPort]uint64),
+		observed:   make(map[netip.AddrPort]bool),
+		targets:    make(map[netip.AddrPort]bool),
+	}
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.readLoop(ctx) }()
+	go func() {
+		s.err = s.run(ctx, readErr)
+		cancel()
+		for a := range s.targets {
+			cfg.Guard.release(a)
+		}
+		if cfg.Learner != nil {
+			cfg.Learner.Close()
+		}
+		close(s.done)
+	}()
+	return s
+}
+
+func (s *Server) readLoop(ctx context.Context) error {
+	for {
+		f, err := s.cfg.Channel.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		select {
+		case s.frames <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *Server) run(ctx context.Context, readErr <-chan error) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		changed, err := s.advertise()
+		if err != nil {
+			return err
+		}
+		timer.Reset(s.punchDue())
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-readErr:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("NAT traversal channel: %w", err)
+		case f := <-s.frames:
+			if err := s.handle(f); err != nil {
+				return err
+			}
+		case a := <-s.observeCh:
+			s.observed[a] = true
+		case <-changed:
+		case <-timer.C:
+			s.punch()
+		}
+	}
+}
+
+// Observe adds a to the addresses this viewer is known at (e.g. its
+// address as reported by the relay), which may be punched.
+func (s *Server) Observe(a netip.AddrPort) {
+	select {
+	case s.observeCh <- unmap(a):
+	case <-s.done:
+	}
+}
+
+// advertise sends ADD_ADDRESS for new candidates and REMOVE_ADDRESS for
+// withdrawn ones (draft-seemann-quic-nat-traversal-02, sections
+// "ADD_ADDRESS Frame" and "REMOVE_ADDRESS Frame").
+func (s *Server) advertise() (<-chan struct{}, error) {
+	cands, changed := s.cfg.Candidates.Snapshot()
+	current := make(map[netip.AddrPort]bool, len(cands))
+	for _, c := range cands {
+		current[c.Addr] = true
+		if _, ok := s.advertised[c.Addr]; ok {
+			continue
+		}
+		seq := s.nextSeq
+		if err := s.cfg.Channel.Send(&natwire.AddAddress{Seq: seq, Addr: c.Addr}); err != nil {
+			return nil, err
+		}
+		s.nextSeq++
+		s.advertised[c.Addr] = seq
+		s.count(func(st *ServerStats) { st.Added++ })
+	}
+	for addr, seq := range s.advertised {
+		if current[addr] {
+			continue
+		}
+		if err := s.cfg.Channel.Send(&natwire.RemoveAddress{Seq: seq}); err != nil {
+			return nil, err
+		}
+		delete(s.advertised, addr)
+		s.count(func(st *ServerStats) { st.Removed++ })
+	}
+	return changed, nil
+}
+
+func (s *Server) handle(f natwire.Frame) error {
+	switch f := f.(type) {
+	case *natwire.PunchMeNow:
+		s.count(func(st *ServerStats) { st.PunchRequests++ })
+		s.punchMeNow(f)
+	case *natwire.ObservedAddress:
+		s.count(func(st *ServerStats) { st.ObservedReceived++ })
+		if s.cfg.Learner != nil {
+			if _, err := s.cfg.Learner.Handle(f); err != nil {
+				s.log.Debug("ignoring observed address", "err", err)
+			}
+		}
+	default:
+		// ADD_ADDRESS and REMOVE_ADDRESS go from server to client only.
+		return fmt.Errorf("%w: viewer sent %v", ErrProtocolViolation, f.Type())
+	}
+	return nil
+}
+
+// punchMeNow starts or extends a punch round if every rule allows it.
+func (s *Server) punchMeNow(f *natwire.PunchMeNow) {
+	if reason := s.refusal(f); reason != "" {
+		s.log.Debug("refusing PUNCH_ME_NOW", "round", f.Round, "addr", f.Addr, "reason", reason)
+		if reason == "stale round" {
+			s.count(func(st *ServerStats) { st.Stale++ })
+		} else {
+			s.count(func(st *ServerStats) { st.Refused++ })
+		}
+		return
+	}
+	now := s.cfg.Now()
+	to := unmap(f.Addr)
+	if f.Round > s.round {
+		// A higher round cancels the punching of earlier rounds.
+		s.round, s.roundStart, s.roundPairs, s.train = f.Round, now, 0, nil
+		s.count(func(st *ServerStats) { st.Rounds++ })
+	}
+	for _, t := range s.train {
+		if t.to == to {
+			return // one train per target and round
+		}
+	}
+	s.roundPairs++
+	if !s.targets[to] {
+		s.targets[to] = true
+		s.cfg.Guard.hold(to)
+	}
+	s.train = append(s.train, &punchTrain{to: to, left: s.cfg.PunchesPerPair, next: now})
+	s.punch()
+}
+
+// refusal says why f must not make the camera send anything, or "".
+func (s *Server) refusal(f *natwire.PunchMeNow) string {
+	if peer, err := discovery.AddrPort(s.cfg.Peer()); err == nil {
+		s.observed[peer] = true
+	}
+	to := unmap(f.Addr)
+	switch {
+	case f.Round < s.round || f.Round == 0:
+		return "stale round"
+	case f.Round > s.round && !s.roundStart.IsZero() && s.cfg.Now().Sub(s.roundStart) < MinRoundInterval:
+		return "rounds too frequent"
+	case f.Round == s.round && s.roundPairs >= MaxPairsPerRound:
+		return "too many pairs in round"
+	case !s.isAdvertised(f.PairedWith):
+		return "paired with an unknown or withdrawn candidate"
+	case candidate.Usable(to) != nil:
+		return "unusable address"
+	case !s.observed[to] && !s.cfg.Guard.onLink(to.Addr()):
+		return "address neither observed for this viewer nor on the camera's network"
+	case !s.targets[to] && len(s.targets) >= MaxTargetsPerConn:
+		return "too many distinct targets"
+	}
+	return ""
+}
+
+func (s *Server) isAdvertised(seq uint64) bool {
+	for _, v := range s.advertised {
+		if v == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// punch sends the punch packets that are due.
+func (s *Server) punch() {
+	now := s.cfg.Now()
+	keep := s.train[:0]
+	for _, t := range s.train {
+		if !now.Before(t.next) {
+			s.send(t.to)
+			t.left--
+			t.next = now.Add(s.cfg.PunchInterval)
+		}
+		if t.left > 0 {
+			keep = append(keep, t)
+		}
+	}
+	s.train = keep
+}
+
+func (s *Server) send(to netip.AddrPort) {
+	if !s.cfg.Guard.take() {
+		s.count(func(st *ServerStats) { st.Throttled++ })
+		return
+	}
+	if _, err := s.cfg.Punch(makePacket(kindPunch, s.round), net.UDPAddrFromAddrPort(to)); err != nil {
+		s.log.Debug("punch packet not sent", "to", to, "err", err)
+		return
+	}
+	s.count(func(st *ServerStats) { st.PunchesSent++ })
+}
+
+// punchDue is how long until the next punch packet is due.
+func (s *Server) punchDue() time.Duration {
+	if len(s.train) == 0 {
+		return time.Hour
+	}
+	next := s.train[0].next
+	for _, t := range s.train[1:] {
+		if t.next.Before(next) {
+			next = t.next
+		}
+	}
+	return max(next.Sub(s.cfg.Now()), 0)
+}
+
+func (s *Server) count(f func(*ServerStats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() ServerStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Done is closed when the Server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err is why the Server stopped (nil after Close), once Done is closed.
+func (s *Server) Err() error {
+	<-s.done
+	return s.err
+}
+
+// Close stops the Server, releases its punch targets and withdraws what
+// its viewer reported.
+func (s *Server) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
