@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test
 
 all: build
 
@@ -44,6 +44,7 @@ test: build vet
 	$(GO) test -count=1 -timeout 15m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./capture/... ./stream/... ./internal/...
 	$(MAKE) build-arm64 build-armv7 build-purego
+	$(MAKE) qemu-test
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -54,6 +55,12 @@ fuzz:
 ## bench: benchmarks with figures (latency, fan-out, encode, RSS)
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 ./... | tee out/bench.txt
+
+## qemu-test: the arm64 build on Debian's arm64 kernel under QEMU (TCG) with the
+## vivid camera, watched from the host; writes out/qemu.mp4 (about 2-4 min)
+qemu-test: build build-arm64
+	@scripts/deps.sh qemu
+	@scripts/qemu-test.sh
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
