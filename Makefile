@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test install install-files
 
 all: build
 
@@ -41,6 +41,7 @@ vet:
 
 ## test: every test (unit, end-to-end, pure-Go build, cross builds)
 test: build vet
+	@scripts/deps.sh systemd
 	$(GO) test -count=1 -timeout 15m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./capture/... ./stream/... ./internal/...
 	$(MAKE) build-arm64 build-armv7 build-purego
@@ -61,6 +62,18 @@ bench: build
 qemu-test: build build-arm64
 	@scripts/deps.sh qemu
 	@scripts/qemu-test.sh
+
+## install: the binary, systemd unit, sysusers.d entry and (if absent) the
+## config under DESTDIR (default /): make install DESTDIR=/tmp/root
+PREFIX  ?= /usr
+DESTDIR ?=
+install: build install-files
+install-files:
+	install -D -m 0755 $(BIN)/camagent $(DESTDIR)$(PREFIX)/bin/camagent
+	install -D -m 0644 systemd/camagent.service $(DESTDIR)$(PREFIX)/lib/systemd/system/camagent.service
+	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
+	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
+		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
