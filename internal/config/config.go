@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,25 @@ type Config struct {
 	Log     LogConfig     `yaml:"log"`
 	Capture CaptureConfig `yaml:"capture"`
 	Encode  EncodeConfig  `yaml:"encode"`
+	Status  StatusConfig  `yaml:"status"`
+	Board   BoardConfig   `yaml:"board"`
+}
+
+// StatusConfig places the local status endpoint (/healthz, /metrics).
+type StatusConfig struct {
+	Listen string `yaml:"listen" usage:"TCP address of the status endpoint (/healthz, /metrics); empty disables it"`
+}
+
+// BoardConfig names the board's optional hardware; empty or -1 means absent.
+type BoardConfig struct {
+	Root           string `yaml:"root" usage:"filesystem root for /sys and /proc (tests use a fake tree)"`
+	LED            string `yaml:"led" usage:"status LED in /sys/class/leds, e.g. ACT (empty: none)"`
+	PIRChip        string `yaml:"pir_chip" usage:"GPIO chip of the PIR sensor input, e.g. gpiochip0"`
+	PIRLine        int    `yaml:"pir_line" usage:"GPIO line offset of the PIR sensor input (-1: none)"`
+	IRCutChip      string `yaml:"ircut_chip" usage:"GPIO chip of the IR-cut filter output"`
+	IRCutLine      int    `yaml:"ircut_line" usage:"GPIO line offset of the IR-cut filter output (-1: none)"`
+	IRCutActiveLow bool   `yaml:"ircut_active_low" usage:"the IR-cut filter is in (day) when its line is low"`
+	Watchdog       string `yaml:"watchdog" usage:"hardware watchdog device to feed, e.g. /dev/watchdog (empty: none; under systemd use RuntimeWatchdogSec)"`
 }
 
 // LogConfig selects the log level and format.
@@ -70,6 +90,8 @@ func Default() Config {
 			StallTimeout: 2 * time.Second,
 		},
 		Encode: EncodeConfig{Codec: "h264", Bitrate: 2_000_000, KeyframeInterval: 60},
+		Status: StatusConfig{Listen: "127.0.0.1:9433"},
+		Board:  BoardConfig{Root: "/", PIRChip: "gpiochip0", PIRLine: -1, IRCutChip: "gpiochip0", IRCutLine: -1},
 	}
 }
 
@@ -145,6 +167,14 @@ func (c Config) Validate() error {
 	}
 	if c.Encode.KeyframeInterval < 1 {
 		problems = append(problems, "encode.keyframe_interval: must be at least 1 frame")
+	}
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			problems = append(problems, fmt.Sprintf("status.listen: %v", err))
+		}
+	}
+	if c.Board.PIRLine < -1 || c.Board.IRCutLine < -1 {
+		problems = append(problems, "board.pir_line, board.ircut_line: a line offset, or -1 for none")
 	}
 	if c.Capture.StallTimeout < 100*time.Millisecond {
 		problems = append(problems, "capture.stall_timeout: must be at least 100ms")

@@ -120,6 +120,8 @@ func TestValidate(t *testing.T) {
 		{"format", func(c *Config) { c.Capture.Format = "RGB3" }, "capture.format"},
 		{"gop", func(c *Config) { c.Encode.KeyframeInterval = 0 }, "keyframe_interval"},
 		{"log", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
+		{"status", func(c *Config) { c.Status.Listen = "9433" }, "status.listen"},
+		{"gpio line", func(c *Config) { c.Board.PIRLine = -2 }, "board.pir_line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
