@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port=${QEMU_PORT:-44533}
+status_port=${QEMU_STATUS_PORT:-$((port + 1))}
 width=${QEMU_WIDTH:-640}
 height=${QEMU_HEIGHT:-360}
 fps=${QEMU_FPS:-25}
@@ -109,6 +110,7 @@ listen: ":4433"
 log: {level: info, format: text}
 capture: {device: /dev/video0, format: YUYV, width: $width, height: $height, fps: $fps}
 encode: {codec: h264, bitrate: 1000000, keyframe_interval: $fps}
+status: {listen: "0.0.0.0:9433"} # reached through QEMU's hostfwd, so not loopback
 EOF
 	cp scripts/qemu-init.sh "$root/init"
 	chmod 0755 "$root/init" "$root/bin/busybox" "$root/usr/bin/camagent"
@@ -128,7 +130,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -no-reboot \
 	-display none -monitor none -serial "file:$work/console.log" \
 	-kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
 	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet" \
-	-netdev "user,id=n0,hostfwd=udp:127.0.0.1:$port-:4433" \
+	-netdev "user,id=n0,hostfwd=udp:127.0.0.1:$port-:4433,hostfwd=tcp:127.0.0.1:$status_port-:9433" \
 	-device virtio-net-pci,netdev=n0,romfile= </dev/null >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
 trap 'kill $qemu_pid 2>/dev/null || true; wait $qemu_pid 2>/dev/null || true' EXIT
@@ -150,6 +152,13 @@ log "guest streaming: $first"
 "$host_bin" view qemu-camera --state-dir "$work/viewer-state" --addr "127.0.0.1:$port" \
 	-o out/qemu.mp4 --duration "${seconds}s" --quiet --summary "$work/summary.json" >&2 ||
 	{ tail -30 "$work/console.log" >&2; die "viewer failed"; }
+# The guest's status endpoint: healthy, frames counted, the board model
+# read from QEMU's device tree, one viewer served.
+curl -fsS "http://127.0.0.1:$status_port/metrics" >"$work/metrics.txt" || die "status endpoint unreachable"
+curl -fsS "http://127.0.0.1:$status_port/healthz" >"$work/healthz.json" || die "/healthz not healthy: $(cat "$work/healthz.json")"
+for want in 'camagent_healthy 1' 'camagent_board_info{model="linux,dummy-virt"} 1' 'camagent_viewers_total 1'; do
+	grep -qF "$want" "$work/metrics.txt" || die "guest /metrics lacks '$want' ($work/metrics.txt)"
+done
 sleep 2.5 # one more guest stats line covering the viewing time
 stats=$(marker stats)
 kill $qemu_pid 2>/dev/null || true
