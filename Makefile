@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test install install-files
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test install install-files buildroot-check
 
 all: build
 
@@ -45,7 +45,7 @@ test: build vet
 	$(GO) test -count=1 -timeout 15m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./capture/... ./stream/... ./internal/...
 	$(MAKE) build-arm64 build-armv7 build-purego
-	$(MAKE) qemu-test
+	$(MAKE) qemu-test buildroot-check
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -74,6 +74,12 @@ install-files:
 	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
 	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
 		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
+
+## buildroot-check: buildroot/ is a well-formed BR2_EXTERNAL tree, and the
+## package builds offline from vendored source for arm64 (about 1-2 min)
+buildroot-check:
+	@scripts/deps.sh arm64
+	@scripts/buildroot-check.sh
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build

@@ -174,18 +174,21 @@ func TestHardeningScore(t *testing.T) {
 	}
 }
 
-// TestExampleConfig checks that the installed config is valid and agrees
-// with the unit's state directory.
-func TestExampleConfig(t *testing.T) {
-	cfg, err := config.Load("camagent.yaml", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if dir := "/var/lib/" + parseUnit(t, "camagent.service").last("Service", "StateDirectory"); cfg.StateDir != dir {
-		t.Errorf("state_dir %s, but the unit's StateDirectory is %s", cfg.StateDir, dir)
+// TestShippedConfigs checks that the configs installed by make install and
+// by the Buildroot overlay are valid and agree with the unit's state dir.
+func TestShippedConfigs(t *testing.T) {
+	dir := "/var/lib/" + parseUnit(t, "camagent.service").last("Service", "StateDirectory")
+	for _, path := range []string{"camagent.yaml", "../buildroot/board/camagent/rootfs-overlay/etc/camagent/camagent.yaml"} {
+		cfg, err := config.Load(path, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+		if cfg.StateDir != dir {
+			t.Errorf("%s: state_dir %s, but the unit's StateDirectory is %s", path, cfg.StateDir, dir)
+		}
 	}
 }
 
