@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test install install-files buildroot-check
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean qemu-test install install-files buildroot-check qemu-systemd-test
 
 all: build
 
@@ -45,7 +45,7 @@ test: build vet
 	$(GO) test -count=1 -timeout 15m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./capture/... ./stream/... ./internal/...
 	$(MAKE) build-arm64 build-armv7 build-purego
-	$(MAKE) qemu-test buildroot-check
+	$(MAKE) qemu-test qemu-systemd-test buildroot-check
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -80,6 +80,12 @@ install-files:
 buildroot-check:
 	@scripts/deps.sh arm64
 	@scripts/buildroot-check.sh
+
+## qemu-systemd-test: as qemu-test, with systemd as PID 1 running the hardened
+## systemd/camagent.service (about 1 min)
+qemu-systemd-test: build build-arm64
+	@scripts/deps.sh qemu
+	@QEMU_INIT=systemd scripts/qemu-test.sh
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build

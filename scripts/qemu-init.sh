@@ -20,6 +20,13 @@ ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 say "modules loaded uptime_ms=$(uptime_ms) devices=$(echo /dev/video*)"
 
+if grep -q 'camagent.init=systemd' /proc/cmdline; then
+	# No udev here: give the capture nodes to group video as its
+	# 50-udev-default.rules would, then let systemd run the real unit.
+	chgrp 44 /dev/video* && chmod 0660 /dev/video*
+	exec /lib/systemd/systemd
+fi
+
 camagent agent --config /etc/camagent/camagent.yaml >/tmp/agent.log 2>&1 &
 pid=$!
 tail -f /tmp/agent.log &

@@ -5,6 +5,11 @@
 # user-mode NAT, write out/qemu.mp4, check it with ffprobe, and print a
 # one-line summary last.
 #
+# QEMU_INIT=systemd (make qemu-systemd-test) boots Debian's arm64 systemd as
+# PID 1 instead and runs the agent as systemd/camagent.service, installed by
+# `make install-files`: the hardened unit itself must then open vivid and
+# serve the viewer, and it only counts as started after READY=1.
+#
 # The camera's state dir (its key and the paired viewer) is made on the host
 # by the real pairing flow against a short-lived host agent listening on the
 # same loopback port that QEMU later forwards to the guest: the guest then
@@ -12,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+init=${QEMU_INIT:-busybox}
 port=${QEMU_PORT:-44533}
 status_port=${QEMU_STATUS_PORT:-$((port + 1))}
 width=${QEMU_WIDTH:-640}
@@ -51,6 +57,50 @@ fetch_debs() {
 	kver=$(basename "$(ls -d "$cache"/k/lib/modules/*)")
 	moddir=$cache/k/lib/modules/$kver
 	vmlinuz=$cache/k/boot/vmlinuz-$kver
+}
+
+# systemd:arm64 and the libraries its binaries link, for QEMU_INIT=systemd.
+systemd_debs=(systemd libsystemd-shared libacl1 libapparmor1 libargon2-1 libaudit1 libblkid1 libc6
+	libcap-ng0 libcap2 libcrypt1 libcryptsetup12 libdevmapper1.02.1 libfdisk1 libgcc-s1 libgcrypt20
+	libgpg-error0 libip4tc2 libjson-c5 libkmod2 liblz4-1 liblzma5 libmount1 libp11-kit0 libpam0g
+	libpcre2-8-0 libseccomp2 libselinux1 libssl3 libsystemd0 libudev1 libuuid1 libzstd1 libffi8 libstdc++6)
+
+fetch_systemd() {
+	[ -f "$cache/sd/stamp" ] && return
+	log "fetching systemd:arm64 and its libraries"
+	rm -rf "$cache/sd" && mkdir -p "$cache/sd"
+	(cd "$cache/sd" && apt-get download "${systemd_debs[@]/%/:arm64}" >/dev/null 2>&1) ||
+		die "apt-get download of systemd:arm64 failed"
+	touch "$cache/sd/stamp"
+}
+
+# install_systemd turns the initramfs into a systemd system running the
+# real unit. Without udev, /init gives /dev/video* to group video as
+# udev's 50-udev-default.rules would.
+install_systemd() {
+	local root=$1 deb
+	for deb in "$cache"/sd/*.deb; do dpkg -x "$deb" "$root"; done
+	local bindir=$work/guest-bin
+	mkdir -p "$bindir" && cp "$guest_bin" "$bindir/camagent"
+	make -s install-files DESTDIR="$(pwd)/$root" BIN="$bindir" >/dev/null
+	printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nvideo:x:44:\n' >"$root/etc/group"
+	printf 'NAME=camagent-qemu\nID=camagent\n' >"$root/etc/os-release"
+	: >"$root/etc/machine-id"
+	mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+	ln -sf /usr/lib/systemd/system/camagent.service "$root/etc/systemd/system/multi-user.target.wants/"
+	ln -sf /usr/lib/systemd/system/multi-user.target "$root/etc/systemd/system/default.target"
+	cp scripts/qemu-report.sh "$root/usr/bin/camagent-qemu-report"
+	chmod 0755 "$root/usr/bin/camagent-qemu-report"
+	cat >"$root/etc/systemd/system/camagent-qemu-report.service" <<'UNIT'
+[Unit]
+Description=qemu-test: report camagent.service's state on the console
+[Service]
+ExecStart=/usr/bin/camagent-qemu-report
+StandardOutput=tty
+TTYPath=/dev/console
+UNIT
+	ln -sf ../camagent-qemu-report.service "$root/etc/systemd/system/multi-user.target.wants/"
 }
 
 # modules_for prints the modules (paths relative to $moddir) that loading
@@ -113,6 +163,7 @@ encode: {codec: h264, bitrate: 1000000, keyframe_interval: $fps}
 status: {listen: "0.0.0.0:9433"} # reached through QEMU's hostfwd, so not loopback
 EOF
 	cp scripts/qemu-init.sh "$root/init"
+	[ "$init" = systemd ] && install_systemd "$root"
 	chmod 0755 "$root/init" "$root/bin/busybox" "$root/usr/bin/camagent"
 	(cd "$root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$work/initramfs.cpio.gz"
 }
@@ -121,6 +172,7 @@ marker() { grep -a "CAMAGENT-QEMU: $1" "$work/console.log" 2>/dev/null | tr -d "
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 
 fetch_debs
+[ "$init" = systemd ] && fetch_systemd
 provision
 build_initramfs
 log "initramfs $(du -k "$work/initramfs.cpio.gz" | cut -f1) KiB; booting $kver"
@@ -129,7 +181,7 @@ boot_start=$(date +%s.%N)
 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -no-reboot \
 	-display none -monitor none -serial "file:$work/console.log" \
 	-kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet camagent.init=$init" \
 	-netdev "user,id=n0,hostfwd=udp:127.0.0.1:$port-:4433,hostfwd=tcp:127.0.0.1:$status_port-:9433" \
 	-device virtio-net-pci,netdev=n0,romfile= </dev/null >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
@@ -183,6 +235,12 @@ ticks0=$(echo "$first" | field cpu_ticks)
 # share of one emulated core (USER_HZ is 100).
 cpu=$(echo "scale=1; ($ticks - $ticks0) * 10 * 100 / ($up_ms - $boot_ms)" | bc)
 size_kb=$(($(stat -c %s "$guest_bin") / 1024))
-echo "qemu-test: PASS out/qemu.mp4 h264 ${w}x$h $frames frames in ${seconds}s;" \
+if [ "$init" = systemd ]; then
+	unit=$(marker unit)
+	echo "$unit" | grep -q 'ActiveState=active' || die "camagent.service not active: $unit"
+	echo "$unit" | grep -q 'NRestarts=0' || die "camagent.service restarted: $unit"
+	log "systemd: $unit"
+fi
+echo "qemu-test: PASS ($init) out/qemu.mp4 h264 ${w}x$h $frames frames in ${seconds}s;" \
 	"arm64 binary ${size_kb} KiB; guest boot to first frame ${boot_ms} ms (host ${host_first%.*} s);" \
 	"agent RSS $((rss_kb / 1024)) MiB (peak $((peak_kb / 1024)) MiB), CPU ${cpu}% of one core; total $(($(date +%s) - start)) s"
