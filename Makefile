@@ -63,7 +63,7 @@ qemu-test: build build-arm64
 	@scripts/deps.sh qemu
 	@scripts/qemu-test.sh
 
-## install: the binary, systemd unit, sysusers.d entry and (if absent) the
+## install: the binary, systemd unit, sysusers.d and sysctl.d entries and (if absent) the
 ## config under DESTDIR (default /): make install DESTDIR=/tmp/root
 PREFIX  ?= /usr
 DESTDIR ?=
@@ -72,6 +72,7 @@ install-files:
 	install -D -m 0755 $(BIN)/camagent $(DESTDIR)$(PREFIX)/bin/camagent
 	install -D -m 0644 systemd/camagent.service $(DESTDIR)$(PREFIX)/lib/systemd/system/camagent.service
 	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
+	install -D -m 0644 systemd/camagent.sysctl $(DESTDIR)$(PREFIX)/lib/sysctl.d/50-camagent.conf
 	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
 		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
 

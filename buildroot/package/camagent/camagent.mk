@@ -34,6 +34,8 @@ define CAMAGENT_INSTALL_INIT_SYSTEMD
 		$(TARGET_DIR)/usr/lib/systemd/system/camagent.service
 	$(INSTALL) -D -m 0644 $(@D)/systemd/camagent.sysusers \
 		$(TARGET_DIR)/usr/lib/sysusers.d/camagent.conf
+	$(INSTALL) -D -m 0644 $(@D)/systemd/camagent.sysctl \
+		$(TARGET_DIR)/usr/lib/sysctl.d/50-camagent.conf
 endef
 
 $(eval $(golang-package))
