@@ -4,9 +4,13 @@
 #   scripts/deps.sh test     ffprobe/ffmpeg for checking output, gcc for cgo
 #   scripts/deps.sh arm64    aarch64 cross compilers (cgo, openh264)
 #   scripts/deps.sh armv7    armhf cross compilers
+#   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, bc, and the arm64
+#                            architecture (for apt-get download of kernel/busybox)
+#   scripts/deps.sh systemd  systemd-analyze (unit hardening score)
 set -euo pipefail
 
 need=()
+add_arm64=
 want() { # want COMMAND PACKAGE...
 	local cmd=$1; shift
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$@")
@@ -28,6 +32,17 @@ for what in "$@"; do
 		want arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 		want arm-linux-gnueabihf-g++ g++-arm-linux-gnueabihf
 		;;
+	qemu)
+		want qemu-system-aarch64 qemu-system-arm
+		want depmod kmod
+		want cpio cpio
+		want bc bc
+		want ffprobe ffmpeg
+		dpkg --print-foreign-architectures | grep -qx arm64 || add_arm64=1
+		;;
+	systemd)
+		want systemd-analyze systemd
+		;;
 	*) echo "deps.sh: unknown set $what" >&2; exit 2 ;;
 	esac
 done
@@ -37,10 +52,15 @@ command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || {
 	exit 1
 }
 
-[ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ -n "$add_arm64" ]; then
+	echo "deps.sh: adding the arm64 architecture" >&2
+	$sudo dpkg --add-architecture arm64
+	$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
 echo "deps.sh: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null

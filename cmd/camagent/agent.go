@@ -36,18 +36,34 @@ no camera is found, encodes H.264 and serves paired viewers over QUIC.`,
 		}
 		ctx, cancel := context.WithCancel(cmd.Context())
 		defer cancel()
+		fw := startFirmware(cfg, a, log)
+		go fw.run(ctx)
 		go notifySystemd(ctx, a, log)
 		err = a.Run(ctx)
 		daemon.SdNotify(false, daemon.SdNotifyStopping)
+		cancel()
+		<-fw.done
+		fw.close(err != nil)
 		return err
 	}
 	return cmd
 }
 
+// supervised is what notifySystemd needs of the agent (*agent.Agent).
+type supervised interface {
+	Ready() <-chan struct{}
+	Healthy() bool
+	Status() string
+}
+
 // notifySystemd tells systemd when the camera is really streaming
 // (Type=notify), keeps STATUS= current, and pings the watchdog only while
 // the capture loop is healthy, so a stuck loop gets the service restarted.
-func notifySystemd(ctx context.Context, a *agent.Agent, log *slog.Logger) {
+// The stream side is covered too: the capture loop stamps a frame only
+// after hub.Publish returns, so a stuck hub makes Healthy false, and
+// Status reads the hub's stats under its lock, so a deadlocked hub blocks
+// this loop and the pings stop.
+func notifySystemd(ctx context.Context, a supervised, log *slog.Logger) {
 	select {
 	case <-ctx.Done():
 		return

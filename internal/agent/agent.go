@@ -128,6 +128,9 @@ func (a *Agent) Healthy() bool {
 	return a.now().Sub(time.Unix(0, last)) < limit
 }
 
+// Frames is the number of access units captured and encoded since start.
+func (a *Agent) Frames() uint64 { return a.frames.Load() }
+
 // Status is a one-line summary for systemd's STATUS= and logs.
 func (a *Agent) Status() string {
 	st := a.hub.Stats()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type Config struct {
 	Encode  EncodeConfig  `yaml:"encode"`
 	Storage StorageConfig `yaml:"storage"`
 	Motion  MotionConfig  `yaml:"motion"`
+	Status  StatusConfig  `yaml:"status"`
+	Board   BoardConfig   `yaml:"board"`
 }
 
 // StorageConfig controls recording to the board's storage (docs/recording.md).
@@ -57,6 +60,23 @@ type MotionConfig struct {
 	Masks       []string      `yaml:"masks" usage:"areas ignored, as x,y,w,h fractions of the frame"`
 	Interval    time.Duration `yaml:"interval" usage:"analyse at most one frame per interval"`
 	Cooldown    time.Duration `yaml:"cooldown" usage:"an event ends after this long without motion"`
+}
+
+// StatusConfig places the local status endpoint (/healthz, /metrics).
+type StatusConfig struct {
+	Listen string `yaml:"listen" usage:"TCP address of the status endpoint (/healthz, /metrics); empty disables it"`
+}
+
+// BoardConfig names the board's optional hardware; empty or -1 means absent.
+type BoardConfig struct {
+	Root           string `yaml:"root" usage:"filesystem root for /sys and /proc (tests use a fake tree)"`
+	LED            string `yaml:"led" usage:"status LED in /sys/class/leds, e.g. ACT (empty: none)"`
+	PIRChip        string `yaml:"pir_chip" usage:"GPIO chip of the PIR sensor input, e.g. gpiochip0"`
+	PIRLine        int    `yaml:"pir_line" usage:"GPIO line offset of the PIR sensor input (-1: none)"`
+	IRCutChip      string `yaml:"ircut_chip" usage:"GPIO chip of the IR-cut filter output"`
+	IRCutLine      int    `yaml:"ircut_line" usage:"GPIO line offset of the IR-cut filter output (-1: none)"`
+	IRCutActiveLow bool   `yaml:"ircut_active_low" usage:"the IR-cut filter is in (day) when its line is low"`
+	Watchdog       string `yaml:"watchdog" usage:"hardware watchdog device to feed, e.g. /dev/watchdog (empty: none; under systemd use RuntimeWatchdogSec)"`
 }
 
 // LogConfig selects the log level and format.
@@ -105,6 +125,8 @@ func Default() Config {
 			MinFreeMegabytes: 64, PreRoll: 5 * time.Second, PostRoll: 10 * time.Second,
 		},
 		Motion: MotionConfig{Sensitivity: 0.5, Interval: 100 * time.Millisecond, Cooldown: 5 * time.Second},
+		Status: StatusConfig{Listen: "127.0.0.1:9433"},
+		Board:  BoardConfig{Root: "/", PIRChip: "gpiochip0", PIRLine: -1, IRCutChip: "gpiochip0", IRCutLine: -1},
 	}
 }
 
@@ -185,6 +207,14 @@ func (c Config) Validate() error {
 	}
 	if c.Encode.KeyframeInterval < 1 {
 		problems = append(problems, "encode.keyframe_interval: must be at least 1 frame")
+	}
+	if c.Status.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Status.Listen); err != nil {
+			problems = append(problems, fmt.Sprintf("status.listen: %v", err))
+		}
+	}
+	if c.Board.PIRLine < -1 || c.Board.IRCutLine < -1 {
+		problems = append(problems, "board.pir_line, board.ircut_line: a line offset, or -1 for none")
 	}
 	if c.Capture.StallTimeout < 100*time.Millisecond {
 		problems = append(problems, "capture.stall_timeout: must be at least 100ms")

@@ -123,6 +123,8 @@ func TestValidate(t *testing.T) {
 		{"log", func(c *Config) { c.Log.Format = "xml" }, "log.format"},
 		{"half an encode size", func(c *Config) { c.Encode.Width = 640 }, "encode.width"},
 		{"odd encode size", func(c *Config) { c.Encode.Width, c.Encode.Height = 641, 480 }, "encode.width"},
+		{"status", func(c *Config) { c.Status.Listen = "9433" }, "status.listen"},
+		{"gpio line", func(c *Config) { c.Board.PIRLine = -2 }, "board.pir_line"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/camagent/camagent/board"
+	"github.com/camagent/camagent/internal/agent"
+	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/logging"
+	"github.com/camagent/camagent/internal/status"
+)
+
+const (
+	// pirHold keeps a motion event open across short pauses.
+	pirHold = 30 * time.Second
+	// pirDebounce filters contact bounce and PIR glitches in the kernel.
+	pirDebounce = 50 * time.Millisecond
+	// boardTick is how often the LED follows the agent's state and the
+	// hardware watchdog is fed (watchdogs time out after 10-60 s).
+	boardTick = time.Second
+)
+
+// firmware is the board-facing side of the agent: status LED, PIR sensor,
+// IR-cut filter, hardware watchdog and the local status endpoint. Every
+// piece is optional: missing hardware is logged, never fatal, because the
+// camera must still stream.
+type firmware struct {
+	a      *agent.Agent
+	root   string
+	log    *slog.Logger
+	model  string
+	led    *board.LED
+	wd     *board.Watchdog
+	motion *board.Motion
+	pir    io.Closer
+	ircut  *board.IRCut
+	status *status.Server
+	done   chan struct{}
+}
+
+func startFirmware(cfg config.Config, a *agent.Agent, log *slog.Logger) *firmware {
+	bc := cfg.Board
+	log = logging.Discard(log)
+	f := &firmware{a: a, root: bc.Root, log: log.With("component", "board"), done: make(chan struct{})}
+	if m, err := board.Model(bc.Root); err == nil {
+		f.model = m
+		f.log.Info("board", "model", m)
+	}
+	var err error
+	if bc.LED != "" {
+		if f.led, err = board.OpenLED(bc.Root, bc.LED); err != nil {
+			f.log.Warn("status LED unavailable", "err", err)
+		} else {
+			f.setLED(board.PatternStarting)
+		}
+	}
+	if bc.PIRLine >= 0 {
+		f.motion = board.NewMotion(pirHold, nil, func() { f.log.Info("motion") })
+		if f.pir, err = board.RequestInput(bc.PIRChip, bc.PIRLine, pirDebounce, f.motion.Edge); err != nil {
+			f.log.Warn("PIR sensor unavailable", "err", err)
+			f.motion = nil
+		}
+	}
+	if bc.IRCutLine >= 0 {
+		if line, err := board.RequestOutput(bc.IRCutChip, bc.IRCutLine, 0); err != nil {
+			f.log.Warn("IR-cut filter unavailable", "err", err)
+		} else if f.ircut, err = board.NewIRCut(line, bc.IRCutActiveLow); err != nil {
+			line.Close()
+			f.log.Warn("IR-cut filter unavailable", "err", err)
+		}
+	}
+	if bc.Watchdog != "" {
+		if f.wd, err = board.OpenWatchdog(bc.Watchdog); err != nil {
+			f.log.Warn("hardware watchdog unavailable", "err", err)
+		}
+	}
+	if cfg.Status.Listen != "" {
+		if f.status, err = status.Listen(cfg.Status.Listen, f.snapshot, log.With("component", "status")); err != nil {
+			f.log.Warn("status endpoint unavailable", "err", err)
+		}
+	}
+	return f
+}
+
+// run keeps the LED in step with the agent and feeds the hardware watchdog
+// while the agent is healthy, until ctx ends.
+func (f *firmware) run(ctx context.Context) {
+	defer close(f.done)
+	t := time.NewTicker(boardTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		healthy := f.a.Healthy()
+		f.setLED(f.pattern(healthy))
+		if f.wd != nil && healthy {
+			if err := f.wd.Kick(); err != nil {
+				f.log.Warn("watchdog kick failed", "err", err)
+			}
+		}
+	}
+}
+
+func (f *firmware) pattern(healthy bool) board.Pattern {
+	select {
+	case <-f.a.Ready():
+	default:
+		return board.PatternStarting
+	}
+	switch {
+	case !healthy:
+		return board.PatternError
+	case f.a.Hub().Stats().Viewers > 0:
+		return board.PatternStreaming
+	default:
+		return board.PatternRegistered
+	}
+}
+
+func (f *firmware) setLED(p board.Pattern) {
+	if f.led == nil {
+		return
+	}
+	if err := f.led.Set(p); err != nil {
+		f.log.Warn("status LED", "err", err)
+	}
+}
+
+func (f *firmware) snapshot() status.Snapshot {
+	s := status.Snapshot{
+		Healthy: f.a.Healthy(), Status: f.a.Status(), FramesCaptured: f.a.Frames(),
+		Hub: f.a.Hub().Stats(), Model: f.model,
+	}
+	s.Zones, _ = board.Temperatures(f.root)
+	if t, err := board.ReadThrottled(f.root); err == nil {
+		s.Throttled = &t
+	}
+	if f.motion != nil {
+		n := f.motion.Events()
+		s.MotionEvents, s.MotionActive = &n, f.motion.Active()
+	}
+	return s
+}
+
+// close releases the hardware. After a failure the LED keeps showing the
+// error instead of going back to the board's own trigger.
+func (f *firmware) close(failed bool) {
+	if f.status != nil {
+		f.status.Close()
+	}
+	if f.led != nil {
+		if failed {
+			f.setLED(board.PatternError)
+		} else {
+			f.led.Close()
+		}
+	}
+	if f.pir != nil {
+		f.pir.Close()
+	}
+	if f.ircut != nil {
+		f.ircut.Close()
+	}
+	if f.wd != nil {
+		f.wd.Close() // magic close: a clean stop does not reset the board
+	}
+}
