@@ -52,6 +52,7 @@ func newRootCommand() *cobra.Command {
 		newDevicesCommand(),
 		newJoinCommand(),
 		newViewCommand(),
+		newRelayCommand(),
 	)
 	return root
 }

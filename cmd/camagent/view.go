@@ -20,7 +20,8 @@ func newViewCommand() *cobra.Command {
 		stateDir, output, format, summaryPath string
 		addrs                                 []string
 		duration                              time.Duration
-		quiet                                 bool
+		quiet, resume                         bool
+		via                                   string
 	)
 	cmd := &cobra.Command{
 		Use:     "view CAMERA",
@@ -39,6 +40,8 @@ latency) go to stderr every second and as a summary at the end.`,
 	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "dial these host:port instead of the camera's known addresses")
 	cmd.Flags().StringVar(&summaryPath, "summary", "", "also write the summary as JSON to this file")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-second figures")
+	cmd.Flags().StringVar(&via, "via", "auto", "auto (direct, then the camera's relays), direct or relay")
+	cmd.Flags().BoolVar(&resume, "resume", false, "reconnect (directly or through a relay) when the stream stops, keeping one output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		id, cams, err := viewerSide(stateDir)
 		if err != nil {
@@ -52,7 +55,11 @@ latency) go to stderr every second and as a summary at the end.`,
 			cam.Addrs = addrs
 		}
 		ctx := cmd.Context()
-		conn, err := viewer.Dial(ctx, id, cam, agent.QUICConfig())
+		route := viewer.Route(via)
+		if resume {
+			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet)
+		}
+		conn, err := viewer.DialRoute(ctx, id, cam, agent.QUICConfig(), route, nil)
 		if err != nil {
 			return err
 		}

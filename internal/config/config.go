@@ -31,6 +31,14 @@ type Config struct {
 	Log     LogConfig     `yaml:"log"`
 	Capture CaptureConfig `yaml:"capture"`
 	Encode  EncodeConfig  `yaml:"encode"`
+	Relay   RelayConfig   `yaml:"relay"`
+}
+
+// RelayConfig lists the MASQUE relays the agent registers with, to be
+// reachable from behind NAT (docs/relay.md).
+type RelayConfig struct {
+	URLs  []string `yaml:"urls" usage:"relay URLs, https://HOST:PORT/?fp=RELAY-KEY"`
+	Token string   `yaml:"token" usage:"bearer token the relays expect (if not allow-listed by key)"`
 }
 
 // LogConfig selects the log level and format.

@@ -52,6 +52,10 @@ type Config struct {
 	// AllowPrivateTargets lets plain CONNECT-UDP reach loopback and private
 	// addresses (tests only).
 	AllowPrivateTargets bool
+	// Tap, if set, sees every UDP payload the relay forwards for a
+	// registration (toCamera: from a viewer). For tests and debugging;
+	// it must not keep b.
+	Tap func(toCamera bool, b []byte)
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -132,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		tunnels:     map[*tunnel]struct{}{},
 		done:        make(chan struct{}),
 	}
+	s.metrics.active = s.Registrations
 	mux := http.NewServeMux()
 	mux.HandleFunc(masquePrefix, s.handleMASQUE)
 	mux.HandleFunc(locatePrefix, s.handleLocate)

@@ -38,11 +38,11 @@ type peerContext struct {
 
 // tunnel is one bind registration.
 type tunnel struct {
-	srv     *Server
-	sock    *net.UDPConn
-	public  netip.AddrPort
-	locator *[32]byte
-	limitIn *tokenBucket // peer -> camera
+	srv      *Server
+	sock     *net.UDPConn
+	public   netip.AddrPort
+	locator  *[32]byte
+	limitIn  *tokenBucket // peer -> camera
 	limitOut *tokenBucket // camera -> peer
 
 	str tunnelStream
@@ -119,6 +119,9 @@ func (t *tunnel) readUDP() {
 			continue
 		}
 		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+		if tap := t.srv.cfg.Tap; tap != nil {
+			tap(true, buf[:n])
+		}
 		out, assign := t.encodeForClient(out[:0], peer, buf[:n])
 		if out == nil {
 			m.DropFirewall.Add(1)
@@ -190,6 +193,9 @@ func (t *tunnel) readDatagrams() {
 				m.DropMalformed.Add(1)
 			}
 			continue
+		}
+		if tap := t.srv.cfg.Tap; tap != nil {
+			tap(false, payload)
 		}
 		if _, err := t.sock.WriteToUDPAddrPort(payload, peer); err != nil {
 			m.DropTooLarge.Add(1) // EMSGSIZE and friends: the packet is lost, the tunnel lives

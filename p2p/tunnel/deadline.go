@@ -41,4 +41,3 @@ func (d deadline) expired() bool {
 	t, _ := d.get()
 	return !t.IsZero() && !time.Now().Before(t)
 }
-
