@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo clean
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test test-unit vet fuzz bench demo netlab-relay clean
 
 all: build
 
@@ -44,6 +44,7 @@ test: build vet
 	$(GO) test -count=1 -timeout 15m ./...
 	CGO_ENABLED=0 $(GO) test -count=1 -timeout 10m ./capture/... ./stream/... ./internal/...
 	$(MAKE) build-arm64 build-armv7 build-purego
+	$(MAKE) netlab-relay
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -58,6 +59,12 @@ bench: build
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
 	@scripts/demo.sh
+
+## netlab-relay: camera behind home NAT, viewer behind carrier NAT, MASQUE relay
+## killed and restarted mid-stream; 10 s to out/netlab-relay.mp4 (root; ~30 s)
+netlab-relay: build
+	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
+	@test/netlab/relay.sh
 
 clean:
 	rm -rf $(BIN) out
