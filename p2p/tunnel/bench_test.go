@@ -158,8 +158,12 @@ func BenchmarkIdleRegistrationMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			cc, err := clientConn(ctx, qconn)
+			if err != nil {
+				b.Fatal(err)
+			}
 			for i := 0; i < perConn && len(conns) < total; i++ {
-				c, err := register(ctx, qconn, Options{Relay: rl.url, Identity: cam.id, Token: "secret-token"}, nil)
+				c, err := register(ctx, qconn, cc, Options{Relay: rl.url, Identity: cam.id, Token: "secret-token"}, nil)
 				if err != nil {
 					b.Fatalf("registration %d: %v", len(conns), err)
 				}

@@ -67,7 +67,12 @@ func Register(ctx context.Context, opts Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay %s: %w", opts.Relay.Addr, err)
 	}
-	c, err := register(ctx, qconn, opts, log)
+	cc, err := clientConn(ctx, qconn)
+	if err != nil {
+		qconn.CloseWithError(0, "")
+		return nil, fmt.Errorf("relay %s: %w", opts.Relay.Addr, err)
+	}
+	c, err := register(ctx, qconn, cc, opts, log)
 	if err != nil {
 		qconn.CloseWithError(0, "registration failed")
 		return nil, fmt.Errorf("relay %s: %w", opts.Relay.Addr, err)
@@ -75,7 +80,9 @@ func Register(ctx context.Context, opts Options) (*Conn, error) {
 	return c, nil
 }
 
-func register(ctx context.Context, qconn *quic.Conn, opts Options, log *slog.Logger) (*Conn, error) {
+// clientConn starts HTTP/3 on qconn and checks that the relay offers
+// HTTP Datagrams and Extended CONNECT (RFC 9297 section 2.1.1, RFC 9220).
+func clientConn(ctx context.Context, qconn *quic.Conn) (*http3.ClientConn, error) {
 	cc := (&http3.Transport{EnableDatagrams: true}).NewClientConn(qconn)
 	select {
 	case <-cc.ReceivedSettings():
@@ -85,6 +92,11 @@ func register(ctx context.Context, qconn *quic.Conn, opts Options, log *slog.Log
 	if s := cc.Settings(); !s.EnableDatagrams || !s.EnableExtendedConnect {
 		return nil, errors.New("relay supports neither HTTP datagrams nor Extended CONNECT")
 	}
+	return cc, nil
+}
+
+// register sends one bind request on cc (several may share a connection).
+func register(ctx context.Context, qconn *quic.Conn, cc *http3.ClientConn, opts Options, log *slog.Logger) (*Conn, error) {
 	str, err := cc.OpenRequestStream(ctx)
 	if err != nil {
 		return nil, err

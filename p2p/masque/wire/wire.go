@@ -203,7 +203,10 @@ func parseAddrPort(ver byte, b []byte) (netip.AddrPort, []byte, error) {
 	if len(b) < n+2 {
 		return netip.AddrPort{}, nil, fmt.Errorf("%d bytes for an IPv%d address and port", len(b), ver)
 	}
+	// A v4-mapped IPv6 address is the IPv4 peer it maps: normalise, so
+	// the same peer never gets two identities (and two contexts).
 	addr, _ := netip.AddrFromSlice(b[:n])
+	addr = addr.Unmap()
 	port := uint16(b[n])<<8 | uint16(b[n+1])
 	return netip.AddrPortFrom(addr, port), b[n+2:], nil
 }
