@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay
 
 all: build
 
@@ -49,6 +49,7 @@ test: build vet
 	$(MAKE) powerloss-test
 	$(MAKE) build-arm64 build-armv7 build-purego
 	$(MAKE) qemu-test qemu-systemd-test buildroot-check
+	$(MAKE) netlab-relay
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -102,6 +103,12 @@ qemu-systemd-test: build build-arm64
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
 	@scripts/demo.sh
+
+## netlab-relay: camera behind home NAT, viewer behind carrier NAT, MASQUE relay
+## killed and restarted mid-stream; 10 s to out/netlab-relay.mp4 (root; ~30 s)
+netlab-relay: build
+	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
+	@test/netlab/relay.sh
 
 clean:
 	rm -rf $(BIN) out

@@ -2,6 +2,7 @@
 # Installs, from Debian's packages, what a build or test target needs and the
 # machine lacks. Idempotent: it only calls apt-get for missing commands.
 #   scripts/deps.sh test     ffprobe/ffmpeg for checking output, gcc for cgo
+#   scripts/deps.sh netlab   nft and ip for the network-namespace labs
 #   scripts/deps.sh arm64    aarch64 cross compilers (cgo, openh264)
 #   scripts/deps.sh armv7    armhf cross compilers
 #   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, bc, and the arm64
@@ -23,6 +24,11 @@ for what in "$@"; do
 		want gcc gcc libc6-dev
 		want g++ g++
 		want make make
+		;;
+	netlab)
+		want nft nftables
+		want ip iproute2
+		want ffprobe ffmpeg
 		;;
 	arm64)
 		want aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross

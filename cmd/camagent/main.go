@@ -54,6 +54,7 @@ func newRootCommand() *cobra.Command {
 		newViewCommand(),
 		newRecordingsCommand(),
 		newSnapshotCommand(),
+		newRelayCommand(),
 	)
 	return root
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/p2p/tunnel"
 )
 
 func newPairCommand() *cobra.Command {
@@ -60,6 +61,9 @@ once and expires after --ttl. Run it on the camera, next to the running agent.`,
 			return err
 		}
 		offer := pairing.Offer{Name: cfg.Name, Fingerprint: id.Fingerprint, Code: issued.Code, Addrs: addrs}
+		if offer.Relays, err = tunnel.OfferURLs(cfg.Relay.URLs, id); err != nil {
+			return err
+		}
 		out := cmd.OutOrStdout()
 		if uriOnly {
 			fmt.Fprintln(out, offer.String())

@@ -20,8 +20,9 @@ func newViewCommand() *cobra.Command {
 		stateDir, output, format, summaryPath string
 		addrs                                 []string
 		duration                              time.Duration
-		quiet                                 bool
+		quiet, resume                         bool
 		from, to                              string // recorded clip instead of live
+		via                                   string
 	)
 	cmd := &cobra.Command{
 		Use:     "view CAMERA",
@@ -42,6 +43,8 @@ latency) go to stderr every second and as a summary at the end.`,
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no per-second figures")
 	cmd.Flags().StringVar(&from, "from", "", "export the recording from this time (RFC 3339 or -DURATION) to -o FILE.mp4")
 	cmd.Flags().StringVar(&to, "to", "", "with --from: until this time (default: now)")
+	cmd.Flags().StringVar(&via, "via", "auto", "auto (direct, then the camera's relays), direct or relay")
+	cmd.Flags().BoolVar(&resume, "resume", false, "reconnect (directly or through a relay) when the stream stops, keeping one output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if from != "" {
 			return exportClip(cmd, recordingsFlags{stateDir: stateDir, addrs: addrs}, args[0], from, to, output)
@@ -58,7 +61,11 @@ latency) go to stderr every second and as a summary at the end.`,
 			cam.Addrs = addrs
 		}
 		ctx := cmd.Context()
-		conn, err := viewer.Dial(ctx, id, cam, agent.QUICConfig())
+		route := viewer.Route(via)
+		if resume {
+			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet)
+		}
+		conn, err := viewer.DialRoute(ctx, id, cam, agent.QUICConfig(), route, nil)
 		if err != nil {
 			return err
 		}

@@ -50,6 +50,7 @@ type Agent struct {
 	hub     *stream.Hub
 	rec     *recording // recordings, motion events, stills
 	ln      *quic.Listener
+	relays  *relayState // nil without relays
 	now     func() time.Time
 
 	// openSource opens the capture source; replaced in tests.
@@ -88,13 +89,13 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	tlsConf := identity.ServerTLSConfigALPNs(id, viewers, []string{stream.ALPN, playback.ALPN}, pairing.ALPN, log.With("component", "tls"))
-	ln, err := quic.ListenAddr(cfg.Listen, tlsConf, QUICConfig())
+	ln, relays, err := listen(cfg, id, tlsConf, log)
 	if err != nil {
 		rec.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
 	a := &Agent{
-		cfg: cfg, log: log, id: id, viewers: viewers, codes: codes, ln: ln, rec: rec,
+		cfg: cfg, log: log, id: id, viewers: viewers, codes: codes, ln: ln, rec: rec, relays: relays,
 		now:   time.Now,
 		ready: make(chan struct{}),
 		conns: map[*quic.Conn]string{},
@@ -143,7 +144,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.relays.run(ctx) }()
 	go func() { defer wg.Done(); errc <- a.captureLoop(ctx) }()
 	go func() { defer wg.Done(); errc <- a.acceptLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchRevocations(ctx) }()
@@ -154,6 +156,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	a.ln.Close()
+	a.relays.close()
 	a.hub.Close()
 	wg.Wait()
 	a.rec.Close() // after the capture loop: seals the last segment

@@ -36,6 +36,7 @@ type Config struct {
 	Motion  MotionConfig  `yaml:"motion"`
 	Status  StatusConfig  `yaml:"status"`
 	Board   BoardConfig   `yaml:"board"`
+	Relay   RelayConfig   `yaml:"relay"`
 }
 
 // StorageConfig controls recording to the board's storage (docs/recording.md).
@@ -77,6 +78,13 @@ type BoardConfig struct {
 	IRCutLine      int    `yaml:"ircut_line" usage:"GPIO line offset of the IR-cut filter output (-1: none)"`
 	IRCutActiveLow bool   `yaml:"ircut_active_low" usage:"the IR-cut filter is in (day) when its line is low"`
 	Watchdog       string `yaml:"watchdog" usage:"hardware watchdog device to feed, e.g. /dev/watchdog (empty: none; under systemd use RuntimeWatchdogSec)"`
+}
+
+// RelayConfig lists the MASQUE relays the agent registers with, to be
+// reachable from behind NAT (docs/relay.md).
+type RelayConfig struct {
+	URLs  []string `yaml:"urls" usage:"relay URLs, https://HOST:PORT/?fp=RELAY-KEY"`
+	Token string   `yaml:"token" usage:"bearer token the relays expect (if not allow-listed by key)"`
 }
 
 // LogConfig selects the log level and format.

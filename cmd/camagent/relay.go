@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/logging"
+	"github.com/camagent/camagent/p2p/relay"
+	"github.com/camagent/camagent/p2p/tunnel"
+)
+
+func newRelayCommand() *cobra.Command {
+	var (
+		listen, publicIP, stateDir, metrics, logLevel string
+		tokens, keys                                  []string
+		cfg                                           relay.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run a MASQUE relay (HTTP/3 CONNECT-UDP with bind) for cameras behind NAT",
+		Long: `Run a MASQUE relay: cameras register a public UDP address with it
+(RFC 9298 CONNECT-UDP with draft-ietf-masque-connect-udp-listen) and viewers
+reach them there with ordinary, end-to-end encrypted QUIC. Only cameras with
+a --token or an --allow-key may register. Prints the relay URL for camera
+configs (relay.urls) on start.`,
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", ":4443", "UDP address of the HTTP/3 server")
+	f.StringVar(&publicIP, "public-ip", "", "address to bind and advertise registrations on (default: the listen host)")
+	f.StringVar(&stateDir, "state-dir", "/var/lib/camagent-relay", "directory for the relay's key")
+	f.StringSliceVar(&tokens, "token", nil, "bearer token that may register (repeatable)")
+	f.StringSliceVar(&keys, "allow-key", nil, "camera key fingerprint that may register (repeatable)")
+	f.StringVar(&metrics, "metrics", "", "TCP address for Prometheus metrics (/metrics), empty for none")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&cfg.MaxRegistrations, "max-registrations", 10000, "registrations in total")
+	f.IntVar(&cfg.MaxContexts, "max-contexts", 64, "compression contexts per registration")
+	f.Float64Var(&cfg.DatagramRate, "datagram-rate", 20000, "datagrams per second per registration, each way")
+	f.DurationVar(&cfg.ContextIdle, "context-idle", time.Minute, "close proxy-assigned contexts unused this long")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		log, err := logging.New(os.Stderr, "text", logLevel)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return err
+		}
+		id, err := identity.LoadOrCreate(stateDir)
+		if err != nil {
+			return err
+		}
+		if len(tokens) == 0 && len(keys) == 0 {
+			return errors.New("no --token and no --allow-key: nobody could register")
+		}
+		pc, err := net.ListenPacket("udp", listen)
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		ip, err := relayPublicIP(publicIP, pc.LocalAddr())
+		if err != nil {
+			return err
+		}
+		cfg.Identity, cfg.PublicIP, cfg.Tokens, cfg.Keys, cfg.Logger = id, ip, tokens, keys, log
+		srv, err := relay.New(cfg)
+		if err != nil {
+			return err
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		url := tunnel.RelayURL{Addr: netip.AddrPortFrom(ip, uint16(port)).String(), Fingerprint: id.Fingerprint}
+		fmt.Fprintf(cmd.OutOrStdout(), "relay url: %s\n", url)
+		log.Info("relay listening", "listen", pc.LocalAddr().String(), "url", url.String())
+		if metrics != "" {
+			ms := &http.Server{Addr: metrics, Handler: metricsMux(srv), ReadHeaderTimeout: 5 * time.Second}
+			go func() {
+				if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					log.Error("metrics server", "err", err)
+				}
+			}()
+			defer ms.Close()
+		}
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		go func() { <-ctx.Done(); srv.Close() }()
+		return srv.Serve(pc)
+	}
+	return cmd
+}
+
+func metricsMux(srv *relay.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", srv.Metrics().Handler())
+	return mux
+}
+
+func relayPublicIP(flag string, local net.Addr) (netip.Addr, error) {
+	if flag != "" {
+		ip, err := netip.ParseAddr(flag)
+		if err != nil {
+			return ip, fmt.Errorf("--public-ip: %w", err)
+		}
+		return ip, nil
+	}
+	ip := local.(*net.UDPAddr).AddrPort().Addr().Unmap()
+	if ip.IsUnspecified() {
+		return ip, errors.New("--public-ip is needed when --listen has no specific address")
+	}
+	return ip, nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/camagent/camagent/internal/agent"
+	"github.com/camagent/camagent/internal/atomicfile"
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/stream"
+)
+
+// viewResuming is `camagent view --resume`: one output file across
+// reconnections, for cameras reached through relays that may restart.
+func viewResuming(ctx context.Context, id *identity.Identity, cam identity.Camera, route viewer.Route,
+	output, format string, duration time.Duration, summaryPath string, quiet bool) error {
+	switch route {
+	case viewer.RouteAuto, viewer.RouteDirect, viewer.RouteRelay:
+	default:
+		return fmt.Errorf("--via %q: want auto, direct or relay", route)
+	}
+	connect := func(ctx context.Context) (*stream.Client, error) {
+		conn, err := viewer.DialRoute(ctx, id, cam, agent.QUICConfig(), route, nil)
+		if err != nil {
+			return nil, err
+		}
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := stream.NewClient(hctx, conn, "camagent-view/"+version)
+		if err != nil {
+			conn.CloseWithError(0, "")
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "watching %s via %s\n", c.CameraName(), conn.RemoteAddr())
+		return c, nil
+	}
+	opts := viewer.Options{Output: output, Format: format, Duration: duration}
+	if !quiet {
+		opts.Progress = os.Stderr
+	}
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration+60*time.Second)
+		defer cancel()
+	}
+	sum, rs, err := viewer.WatchResuming(ctx, connect, opts, 1500*time.Millisecond)
+	js, _ := json.Marshal(struct {
+		viewer.Summary
+		viewer.ResumeStats
+	}{sum, rs})
+	fmt.Fprintf(os.Stderr, "summary: %s\n", js)
+	if summaryPath != "" {
+		if werr := atomicfile.WriteFile(summaryPath, append(js, '\n'), 0o644); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}

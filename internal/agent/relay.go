@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/p2p/tunnel"
+)
+
+// relayState is the agent's relay side: the transport over the Mux of the
+// direct socket and the relay tunnels, and the Keeper of registrations.
+type relayState struct {
+	tr     *quic.Transport
+	mux    *tunnel.Mux
+	keeper *tunnel.Keeper
+}
+
+// listen opens the agent's one QUIC listener. Without relays it is a plain
+// UDP listener; with relays it runs on a tunnel.Mux so that viewers coming
+// through a relay reach the same listener, TLS policy and hub as direct ones.
+func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, log *slog.Logger) (*quic.Listener, *relayState, error) {
+	if len(cfg.Relay.URLs) == 0 {
+		ln, err := quic.ListenAddr(cfg.Listen, tlsConf, QUICConfig())
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
+		return ln, nil, nil
+	}
+	var relays []tunnel.RelayURL
+	for _, s := range cfg.Relay.URLs {
+		r, err := tunnel.ParseRelayURL(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("relay.urls: %w", err)
+		}
+		relays = append(relays, r)
+	}
+	udp, err := net.ListenPacket("udp", cfg.Listen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	mux := tunnel.NewMux(udp)
+	tr := &quic.Transport{Conn: mux}
+	ln, err := tr.Listen(tlsConf, QUICConfig())
+	if err != nil {
+		mux.Close()
+		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	keeper := tunnel.NewKeeper(tunnel.KeeperConfig{
+		Relays: relays, Identity: id, Token: cfg.Relay.Token, Mux: mux,
+		Logger: log.With("component", "relay"),
+	})
+	return ln, &relayState{tr: tr, mux: mux, keeper: keeper}, nil
+}
+
+func (r *relayState) run(ctx context.Context) {
+	if r != nil {
+		r.keeper.Run(ctx)
+	}
+}
+
+func (r *relayState) close() {
+	if r != nil {
+		r.tr.Close()
+		r.mux.Close()
+	}
+}
+
+// RelayKeeper is the agent's relay registrations, nil without relays.
+func (a *Agent) RelayKeeper() *tunnel.Keeper {
+	if a.relays == nil {
+		return nil
+	}
+	return a.relays.keeper
+}

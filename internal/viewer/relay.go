@@ -1,0 +1,75 @@
+package viewer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/logging"
+	"github.com/camagent/camagent/p2p/tunnel"
+	"github.com/camagent/camagent/stream"
+)
+
+// Route selects how DialRoute reaches a camera.
+type Route string
+
+// Routes: direct addresses only, relays only, or direct first then relays.
+const (
+	RouteAuto   Route = "auto"
+	RouteDirect Route = "direct"
+	RouteRelay  Route = "relay"
+)
+
+// DialRoute connects to a paired camera: its known addresses first (unless
+// route is relay), then, if none answers, through each of its relays: the
+// relay tells where the camera's registration is now, and the viewer dials
+// that public address with the same end-to-end TLS pinned both ways. The
+// relay only forwards UDP.
+func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*quic.Conn, error) {
+	log = logging.Discard(log)
+	var errs []error
+	if route != RouteRelay && len(cam.Addrs) > 0 {
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		conn, err := Dial(dctx, id, cam, qconf)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	if route == RouteDirect {
+		return nil, errors.Join(errs...)
+	}
+	if len(cam.Relays) == 0 {
+		errs = append(errs, fmt.Errorf("camera %q has no relay", cam.Name))
+	}
+	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, stream.ALPN)
+	for _, s := range cam.Relays {
+		r, err := tunnel.ParseRelayURL(s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		pub, err := tunnel.Locate(lctx, r, id)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Debug("camera located", "relay", r.Addr, "public", pub.String())
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := quic.DialAddr(dctx, pub.String(), tlsConf, qconf)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("via relay %s (%s): %w", r.Addr, pub, err))
+	}
+	return nil, fmt.Errorf("camera %q unreachable: %w", cam.Name, errors.Join(errs...))
+}

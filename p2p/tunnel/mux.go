@@ -1,0 +1,240 @@
+package tunnel
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Mux is one net.PacketConn over the direct UDP socket and any number of
+// relay registrations, for a quic.Transport that serves them all with one
+// listener. A reply goes out the way its peer was last heard from.
+//
+// Mux deliberately does not implement quic-go's OOB interface
+// (ReadMsgUDP/WriteMsgUDP/SyscallConn): quic-go would then bypass WriteTo
+// and write to the UDP socket itself, skipping the routing; and every path
+// of a transport must be the same kind of conn, or quic-go panics over ECN
+// (shared/research/quic-p2p.md).
+type Mux struct {
+	direct net.PacketConn
+	in     chan muxPacket
+	pool   sync.Pool
+
+	mu      sync.Mutex
+	routes  map[netip.AddrPort]route
+	tunnels map[*Conn]struct{}
+
+	readDeadline deadline
+	closeOnce    sync.Once
+	closed       chan struct{}
+}
+
+type muxPacket struct {
+	buf  *[]byte
+	n    int
+	from netip.AddrPort
+	via  *Conn // nil: the direct socket
+}
+
+type route struct {
+	via  *Conn
+	seen time.Time
+}
+
+// maxRoutes bounds the routing table; beyond it the oldest half goes.
+const maxRoutes = 4096
+
+// NewMux starts reading direct (a UDP socket).
+func NewMux(direct net.PacketConn) *Mux {
+	m := &Mux{
+		direct:       direct,
+		in:           make(chan muxPacket, 256),
+		routes:       map[netip.AddrPort]route{},
+		tunnels:      map[*Conn]struct{}{},
+		readDeadline: newDeadline(),
+		closed:       make(chan struct{}),
+	}
+	m.pool.New = func() any { b := make([]byte, 2048); return &b }
+	go m.pump(direct, nil)
+	return m
+}
+
+// Add starts serving peers that arrive through c, until c ends.
+func (m *Mux) Add(c *Conn) {
+	m.mu.Lock()
+	m.tunnels[c] = struct{}{}
+	m.mu.Unlock()
+	go func() {
+		m.pump(c, c)
+		m.remove(c)
+	}()
+}
+
+func (m *Mux) remove(c *Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tunnels, c)
+	for peer, r := range m.routes {
+		if r.via == c {
+			delete(m.routes, peer)
+		}
+	}
+}
+
+// Tunnels is the number of live registrations.
+func (m *Mux) Tunnels() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.tunnels)
+}
+
+// pump copies packets from one source into the shared queue.
+func (m *Mux) pump(src net.PacketConn, via *Conn) {
+	for {
+		buf := m.pool.Get().(*[]byte)
+		n, addr, err := src.ReadFrom(*buf)
+		if err != nil {
+			m.pool.Put(buf)
+			if via == nil && !errors.Is(err, net.ErrClosed) {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+			}
+			return
+		}
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			m.pool.Put(buf)
+			continue
+		}
+		ap := ua.AddrPort()
+		p := muxPacket{buf: buf, n: n, from: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), via: via}
+		select {
+		case m.in <- p:
+		case <-m.closed:
+			m.pool.Put(buf)
+			return
+		}
+	}
+}
+
+// ReadFrom returns the next packet from any path.
+func (m *Mux) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		t, changed := m.readDeadline.get()
+		var timeout <-chan time.Time
+		if !t.IsZero() {
+			d := time.Until(t)
+			if d <= 0 {
+				return 0, nil, errTimeout
+			}
+			timer := time.NewTimer(d)
+			defer timer.Stop()
+			timeout = timer.C
+		}
+		select {
+		case p := <-m.in:
+			n := copy(b, (*p.buf)[:p.n])
+			m.pool.Put(p.buf)
+			m.learn(p.from, p.via)
+			return n, net.UDPAddrFromAddrPort(p.from), nil
+		case <-timeout:
+			return 0, nil, errTimeout
+		case <-changed:
+		case <-m.closed:
+			return 0, nil, net.ErrClosed
+		}
+	}
+}
+
+func (m *Mux) learn(peer netip.AddrPort, via *Conn) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.routes[peer]; ok && r.via == via && now.Sub(r.seen) < time.Second {
+		return
+	}
+	if len(m.routes) >= maxRoutes {
+		m.evictOldest()
+	}
+	m.routes[peer] = route{via: via, seen: now}
+}
+
+func (m *Mux) evictOldest() {
+	var cutoff time.Time
+	var seen []time.Time
+	for _, r := range m.routes {
+		seen = append(seen, r.seen)
+	}
+	// The median is good enough and avoids sorting on the hot path's rare
+	// overflow.
+	cutoff = median(seen)
+	for peer, r := range m.routes {
+		if !r.seen.After(cutoff) {
+			delete(m.routes, peer)
+		}
+	}
+}
+
+// WriteTo sends b to addr the way addr was last heard from.
+func (m *Mux) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return m.direct.WriteTo(b, addr)
+	}
+	ap := ua.AddrPort()
+	m.mu.Lock()
+	r := m.routes[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]
+	m.mu.Unlock()
+	if r.via != nil {
+		return r.via.WriteTo(b, addr)
+	}
+	return m.direct.WriteTo(b, addr)
+}
+
+// Close closes the direct socket and every registration.
+func (m *Mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		err = m.direct.Close()
+		m.mu.Lock()
+		for c := range m.tunnels {
+			defer c.Close()
+		}
+		m.mu.Unlock()
+	})
+	return err
+}
+
+// LocalAddr is the direct socket's address.
+func (m *Mux) LocalAddr() net.Addr { return m.direct.LocalAddr() }
+
+// SetDeadline sets the read deadline.
+func (m *Mux) SetDeadline(t time.Time) error { return m.SetReadDeadline(t) }
+
+// SetReadDeadline unblocks ReadFrom at t (quic-go uses it on close).
+func (m *Mux) SetReadDeadline(t time.Time) error { m.readDeadline.set(t); return nil }
+
+// SetWriteDeadline is passed to the direct socket.
+func (m *Mux) SetWriteDeadline(t time.Time) error { return m.direct.SetWriteDeadline(t) }
+
+// SetReadBuffer and SetWriteBuffer size the direct socket's buffers
+// (quic-go asks for larger ones).
+func (m *Mux) SetReadBuffer(n int) error {
+	if c, ok := m.direct.(interface{ SetReadBuffer(int) error }); ok {
+		return c.SetReadBuffer(n)
+	}
+	return nil
+}
+
+// SetWriteBuffer: see SetReadBuffer.
+func (m *Mux) SetWriteBuffer(n int) error {
+	if c, ok := m.direct.(interface{ SetWriteBuffer(int) error }); ok {
+		return c.SetWriteBuffer(n)
+	}
+	return nil
+}

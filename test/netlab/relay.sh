@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# make netlab-relay: a camera behind a home NAT reached by a viewer behind a
+# carrier NAT through a MASQUE relay on the "internet", in network
+# namespaces with real kernel NAT (nftables). The viewer pairs and records
+# 10 s to out/netlab-relay.mp4 through the relay; the relay is killed and
+# restarted mid-stream and the viewer must resume within 5 s without
+# re-pairing. ffprobe checks the file; a one-line JSON summary is printed last.
+#
+#   wan (relay 203.0.113.1:4443, also 198.51.100.1)
+#    |- natc 203.0.113.2 | 192.168.1.1 -- cam   192.168.1.2  (home NAT)
+#    '- natp 198.51.100.2 | 10.0.0.1   -- phone 10.0.0.2     (carrier NAT)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "netlab-relay: skipped: needs root (network namespaces, nftables)" >&2
+	exit 0
+fi
+if ! ip netns add "probe$$" 2>/dev/null; then
+	echo "netlab-relay: skipped: cannot create network namespaces here" >&2
+	exit 0
+fi
+ip netns del "probe$$"
+
+bin=$(pwd)/bin/camagent
+work=$(pwd)/out/netlab-relay
+out=$(pwd)/out/netlab-relay.mp4
+rm -rf "$work" "$out"
+mkdir -p "$work"
+p="nr$$" # namespace prefix: parallel runs do not collide
+wan=${p}wan natc=${p}natc cam=${p}cam natp=${p}natp phone=${p}phone
+pids=()
+
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	for ns in $wan $natc $cam $natp $phone; do ip netns del "$ns" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+for ns in $wan $natc $cam $natp $phone; do
+	ip netns add "$ns"
+	nsx "$ns" ip link set lo up
+done
+link() { # link NS1 IF1 ADDR1 NS2 IF2 ADDR2
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+	nsx "$1" ip addr add "$3" dev "$2"; nsx "$1" ip link set "$2" up
+	nsx "$4" ip addr add "$6" dev "$5"; nsx "$4" ip link set "$5" up
+}
+link $wan w0 203.0.113.1/24 $natc c0 203.0.113.2/24
+link $natc c1 192.168.1.1/24 $cam e0 192.168.1.2/24
+link $wan w1 198.51.100.1/24 $natp p0 198.51.100.2/24
+link $natp p1 10.0.0.1/24 $phone e0 10.0.0.2/24
+nsx $cam ip route add default via 192.168.1.1
+nsx $phone ip route add default via 10.0.0.1
+nsx $natc ip route add default via 203.0.113.1
+nsx $natp ip route add default via 198.51.100.1
+
+router() { # router NS WAN_IF: masquerade out of WAN_IF, drop unsolicited inbound
+	nsx "$1" sysctl -qw net.ipv4.ip_forward=1
+	nsx "$1" nft -f - <<NFT
+table ip nat {
+  chain post {
+    type nat hook postrouting priority 100; policy accept;
+    oifname "$2" masquerade
+  }
+}
+table inet fw {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    iifname "$2" ct state new drop
+  }
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    iifname "$2" ct state established,related accept
+    iifname "$2" drop
+  }
+}
+NFT
+}
+router $natc c0
+router $natp p0
+
+# The camera cannot be reached from the internet: check the NAT really works.
+if nsx $phone timeout 1 bash -c 'echo x >/dev/udp/192.168.1.2/4433' 2>/dev/null && \
+	nsx $wan ping -c1 -W1 192.168.1.2 >/dev/null 2>&1; then
+	echo "netlab-relay: camera reachable without NAT: lab broken" >&2; exit 1
+fi
+
+token=netlab-$RANDOM$RANDOM
+relay_state=$work/relay-state
+start_relay() {
+	# ip netns exec execs the command, so $! is the relay itself.
+	ip netns exec $wan "$bin" relay --listen 203.0.113.1:4443 --state-dir "$relay_state" --token "$token" \
+		--metrics 127.0.0.1:9464 >"$work/relay.url" 2>>"$work/relay.log" &
+	relay_pid=$!
+	pids+=("$relay_pid")
+	for _ in $(seq 100); do grep -q 'relay url:' "$work/relay.url" && return 0; sleep 0.05; done
+	echo "netlab-relay: relay did not start" >&2; cat "$work/relay.log" >&2; exit 1
+}
+relay_metric() { # relay_metric NAME-WITH-LABELS: value from the live relay
+	nsx $wan timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3' |
+		awk -v m="$1" '$1==m {print $2}'
+}
+start_relay
+relay_url=$(sed -n 's/^relay url: //p' "$work/relay.url")
+echo "relay: $relay_url" >&2
+
+cam_flags=(--config /dev/null --name porch --state-dir "$work/cam-state" --listen 192.168.1.2:4433
+	--capture.device test --capture.width 640 --capture.height 360 --capture.fps 30
+	--encode.codec h264 --encode.keyframe-interval 30 --relay.urls "$relay_url" --relay.token "$token")
+: >"$work/agent.log"
+ip netns exec $cam "$bin" agent "${cam_flags[@]}" 2>"$work/agent.log" &
+pids+=("$!")
+public=""
+for _ in $(seq 200); do
+	public=$(sed -n 's/.*msg="registered with relay".*public=\([0-9.:]*\).*/\1/p' "$work/agent.log" | tail -1)
+	[ -n "$public" ] && grep -q 'msg=streaming' "$work/agent.log" && break
+	sleep 0.1
+done
+[ -n "$public" ] || { echo "netlab-relay: camera did not register" >&2; cat "$work/agent.log" >&2; exit 1; }
+echo "camera registered at $public (behind 203.0.113.2's NAT)" >&2
+
+# Pair through the relay (the offer carries the public address and the
+# relay URLs with the camera's locator secret), then watch through it.
+uri=$(nsx $cam "$bin" pair "${cam_flags[@]}" --addr "$public" --uri-only)
+nsx $phone "$bin" join "$uri" --state-dir "$work/phone-state" --as phone >&2
+
+ip netns exec $phone "$bin" view porch --state-dir "$work/phone-state" --via relay --resume -q \
+	-o "$out" --duration 10s --summary "$work/summary.json" 2>"$work/view.log" &
+view_pid=$!
+pids+=("$view_pid")
+
+# Mid-stream: kill the relay outright, restart it (same key, new ports).
+sleep 4
+bytes_before=$(relay_metric 'camagent_relay_bytes_total{direction="from_camera"}')
+kill -9 "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
+echo "relay killed after $bytes_before bytes from the camera; restarting" >&2
+sleep 0.5
+start_relay
+wait "$view_pid" || { echo "netlab-relay: viewer failed" >&2; cat "$work/view.log" >&2; exit 1; }
+bytes_after=$(relay_metric 'camagent_relay_bytes_total{direction="from_camera"}')
+new_public=$(sed -n 's/.*msg="registered with relay".*public=\([0-9.:]*\).*/\1/p' "$work/agent.log" | tail -1)
+
+probe=$(ffprobe -v error -count_frames -select_streams v:0 \
+	-show_entries stream=codec_name,width,height,nb_read_frames -of csv=p=0 "$out")
+IFS=, read -r codec width height frames <<<"$probe"
+summary=$(cat "$work/summary.json")
+reconnects=$(sed -n 's/.*"reconnects":\([0-9]*\).*/\1/p' <<<"$summary")
+gap=$(sed -n 's/.*"max_gap_s":\([0-9.e+-]*\).*/\1/p' <<<"$summary")
+echo "ffprobe: $probe; viewer: $summary" >&2
+fail=""
+[ "$codec" = h264 ] && [ "$width" = 640 ] && [ "$height" = 360 ] || fail="wrong stream $probe"
+[ "${frames:-0}" -ge 250 ] || fail="only ${frames:-0} frames"
+[ "${reconnects:-0}" -ge 1 ] || fail="viewer never reconnected: was the relay really in the path?"
+awk -v g="${gap:-99}" 'BEGIN { exit !(g < 5) }' || fail="viewer resumed after ${gap}s, limit 5s"
+[ "$new_public" != "$public" ] || fail="camera did not re-register (still $public)"
+[ "${bytes_after:-0}" -gt 0 ] || fail="restarted relay forwarded nothing"
+if [ -n "$fail" ]; then
+	echo "netlab-relay: FAIL: $fail" >&2
+	tail -20 "$work/agent.log" "$work/view.log" >&2
+	exit 1
+fi
+printf '{"result":"pass","output":"%s","codec":"%s","width":%s,"height":%s,"frames":%s,"bytes_via_relay":%s,"reconnects":%s,"max_gap_s":%s,"public_before":"%s","public_after":"%s"}\n' \
+	"$out" "$codec" "$width" "$height" "$frames" "$((bytes_before + bytes_after))" "$reconnects" "$gap" "$public" "$new_public"
