@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test netlab-matrix
 
 all: build
 
@@ -65,6 +65,17 @@ bench: build
 powerloss-test:
 	@scripts/deps.sh test
 	$(GO) test -count=1 -v -timeout 10m -run '^TestPowerLoss$$' ./cmd/camagent
+
+## netlab-matrix: (root) every camera/viewer NAT pair (public, full-cone,
+## port-restricted, symmetric, CGNAT, hairpin) in a lab of network namespaces
+## with nftables NAT, streaming through a relay and going direct where possible;
+## writes out/nat-matrix.json and docs/nat-matrix.md, summary line last (~3 min)
+netlab-matrix:
+	@[ "$$(id -u)" -eq 0 ] || { echo "netlab-matrix needs root (network namespaces, nftables)" >&2; exit 1; }
+	@scripts/deps.sh netlab
+	@mkdir -p out && rm -f out/nat-matrix.summary
+	@$(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
+		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build

@@ -4,6 +4,7 @@
 #   scripts/deps.sh test     ffprobe/ffmpeg for checking output, gcc for cgo
 #   scripts/deps.sh arm64    aarch64 cross compilers (cgo, openh264)
 #   scripts/deps.sh armv7    armhf cross compilers
+#   scripts/deps.sh netlab   ip and nft for the network-namespace NAT labs
 set -euo pipefail
 
 need=()
@@ -27,6 +28,10 @@ for what in "$@"; do
 	armv7)
 		want arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 		want arm-linux-gnueabihf-g++ g++-arm-linux-gnueabihf
+		;;
+	netlab)
+		want ip iproute2
+		want nft nftables
 		;;
 	*) echo "deps.sh: unknown set $what" >&2; exit 2 ;;
 	esac

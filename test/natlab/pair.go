@@ -5,9 +5,6 @@ package natlab
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/camagent/camagent/p2p/traversal"
@@ -94,17 +91,6 @@ func RunPair(ctx context.Context, p Pair, hold time.Duration, newRelay func(wanN
 		return
 	}
 	defer relay.Close()
-	if os.Getenv("NATLAB_DUMP") != "" {
-		for _, ns := range lab.nsList {
-			if strings.HasSuffix(ns, "r") {
-				cmd := exec.Command("ip", "netns", "exec", ns, "tcpdump", "-tt", "-nli", "any", "udp and not port 443")
-				cmd.Stdout = os.Stderr
-				cmd.Start()
-				defer cmd.Process.Kill()
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 	cam, err := StartCamera(ctx, lab.Camera, relay)
 	if err != nil {
 		res.Error = "camera: " + err.Error()
@@ -118,13 +104,6 @@ func RunPair(ctx context.Context, p Pair, hold time.Duration, newRelay func(wanN
 	}
 	defer v.Close()
 
-	if os.Getenv("NATLAB_DUMP") != "" {
-		time.Sleep(time.Until(v.Connected.Add(800 * time.Millisecond)))
-		for _, ns := range lab.nsList {
-			out, _ := exec.Command("ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp").CombinedOutput()
-			fmt.Fprintf(os.Stderr, "== %s\n%s", ns, out)
-		}
-	}
 	select {
 	case <-time.After(time.Until(v.Connected.Add(hold))):
 	case <-ctx.Done():
