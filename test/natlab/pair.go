@@ -122,7 +122,11 @@ func RunPair(ctx context.Context, p Pair, hold time.Duration, newRelay func(wanN
 	}
 	var switched *PathEvent
 	for i, e := range events {
-		res.Events = append(res.Events, fmt.Sprintf("%+.0fms %v %v", ms(e.At.Sub(v.Connected)), e.Kind, e.Addr))
+		ev := fmt.Sprintf("%+.0fms %v", ms(e.At.Sub(v.Connected)), e.Kind)
+		if e.Addr.IsValid() {
+			ev += " " + e.Addr.String()
+		}
+		res.Events = append(res.Events, ev)
 		if e.Kind == traversal.EventDirect && switched == nil {
 			switched = &events[i]
 		}
