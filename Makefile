@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix
 
 all: build
 
@@ -49,7 +49,7 @@ test: build vet
 	$(MAKE) powerloss-test
 	$(MAKE) build-arm64 build-armv7 build-purego
 	$(MAKE) qemu-test qemu-systemd-test buildroot-check
-	$(MAKE) netlab-relay
+	$(MAKE) netlab-relay netlab-matrix
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -99,6 +99,17 @@ buildroot-check:
 qemu-systemd-test: build build-arm64
 	@scripts/deps.sh qemu
 	@QEMU_INIT=systemd scripts/qemu-test.sh
+
+## netlab-matrix: (root) every camera/viewer NAT pair (public, full-cone,
+## port-restricted, symmetric, CGNAT, hairpin) in a lab of network namespaces
+## with nftables NAT, streaming through a relay and going direct where possible;
+## writes out/nat-matrix.json and docs/nat-matrix.md, summary line last (~3 min)
+netlab-matrix:
+	@[ "$$(id -u)" -eq 0 ] || { echo "netlab-matrix needs root (network namespaces, nftables)" >&2; exit 1; }
+	@scripts/deps.sh netlab
+	@mkdir -p out && rm -f out/nat-matrix.summary
+	@$(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
+		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build

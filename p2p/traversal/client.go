@@ -38,12 +38,21 @@ const (
 	// DefaultRelayRefresh re-validates the idle relay path while direct:
 	// it keeps the relay's NAT mappings alive and the fallback instant.
 	DefaultRelayRefresh = 15 * time.Second
-	// maxProbes bounds concurrent candidate probes: each takes a
-	// connection ID, and quic-go holds 4 of the peer's (one is in use and
-	// one goes to the relay path).
-	maxProbes = 2
+	// maxProbes bounds concurrent candidate probes: one. quic-go v0.65
+	// sends PATH_CHALLENGEs from one FIFO queue that stops at its head
+	// while that path has no connection ID of the peer's (it holds 4: one
+	// in use, one for the relay path, and retired ones come back only a
+	// round trip later); a second probe can thus block the first one's
+	// retransmissions for the whole probe timeout, which the NAT lab
+	// showed (a punched path validated only in the next round, 3.6 s
+	// late). Probing in turn, the likeliest candidate first (rank), is
+	// faster on real NATs.
+	maxProbes = 1
 	// gatherDelay lets a burst of ADD_ADDRESS frames arrive before a round.
 	gatherDelay = 20 * time.Millisecond
+	// maxPeerReflexive bounds the peer-reflexive candidates one connection
+	// learns from punch packets (HeardPacket).
+	maxPeerReflexive = 2
 )
 
 // PathAdder is the part of *quic.Conn the Client needs.
@@ -64,7 +73,11 @@ type ClientConfig struct {
 	// Candidates are the viewer's own (host addresses with the socket's
 	// port); Learner adds the reflexive address the camera reports.
 	Candidates *candidate.Set
-	Learner    *discovery.Learner
+	// LocalPrefixes are the viewer's on-link prefixes (from
+	// candidate.HostAddrs): a camera candidate inside one is on the same
+	// LAN and is probed first.
+	LocalPrefixes []netip.Prefix
+	Learner       *discovery.Learner
 
 	ProbeTimeout, Keepalive, DeadAfter time.Duration
 	RetryMin, RetryMax, RelayRefresh   time.Duration
@@ -116,6 +129,7 @@ type Client struct {
 
 	frames  chan natwire.Frame
 	results chan probeResult
+	heard   chan netip.AddrPort // sources of punch packets
 
 	// Owned by the run loop.
 	remote         map[uint64]netip.AddrPort
@@ -125,6 +139,7 @@ type Client struct {
 	round          uint64
 	queue          []netip.AddrPort // candidates of this round not yet probed
 	inFlight       int
+	peerReflexive  int
 	nextRound      time.Time
 	backoff        time.Duration
 	lastRelayProbe time.Time
@@ -162,6 +177,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		done:      make(chan struct{}),
 		frames:    make(chan natwire.Frame, 16),
 		results:   make(chan probeResult, 8),
+		heard:     make(chan netip.AddrPort, 4),
 		remote:    make(map[uint64]netip.AddrPort),
 		direct:    make(map[netip.AddrPort]*directPath),
 		relayPath: relayPath,
@@ -230,6 +246,8 @@ func (c *Client) run(ctx context.Context, readErr <-chan error) error {
 			}
 		case r := <-c.results:
 			c.probed(ctx, r)
+		case a := <-c.heard:
+			c.heardPunch(ctx, a)
 		case <-tick.C:
 		}
 		c.step(ctx)
@@ -280,6 +298,57 @@ func (c *Client) scheduleSoon() {
 	}
 }
 
+// HeardPacket takes a non-QUIC packet that arrived on the viewer's socket
+// (pathmux's non-QUIC handler calls it); it never blocks. A punch packet
+// from a port the camera did not advertise is a peer-reflexive candidate
+// (RFC 8445 §7.2.5.3.1 has the same idea): the camera's NAT maps per
+// destination (symmetric), so the address the relay observed is good for
+// the relay only, and the port its punch toward us came from is the one
+// way through. A full-cone or public viewer sees these punches arrive.
+func (c *Client) HeardPacket(b []byte, from netip.AddrPort) {
+	if kind, _, ok := parsePacket(b); !ok || kind != kindPunch {
+		return
+	}
+	select {
+	case c.heard <- unmap(from):
+	default: // a train is 10 packets: dropping some loses nothing
+	}
+}
+
+// heardPunch probes a peer-reflexive candidate next. Only the IP address
+// of a candidate the camera advertised qualifies (NATs keep one public
+// address per host, RFC 4787 REQ-2), so a forged punch cannot point the
+// viewer's probes at an arbitrary target, and only maxPeerReflexive per
+// connection. A probe of the advertised address with the same IP and
+// another port is given up for it: that mapping was the relay's.
+func (c *Client) heardPunch(ctx context.Context, from netip.AddrPort) {
+	if c.active != nil || c.peerReflexive >= maxPeerReflexive || from == c.cfg.Relay {
+		return
+	}
+	if _, known := c.direct[from]; known {
+		return
+	}
+	sameIP := false
+	for _, a := range c.remote {
+		if a == from {
+			return
+		}
+		sameIP = sameIP || a.Addr() == from.Addr()
+	}
+	if !sameIP {
+		return
+	}
+	c.peerReflexive++
+	c.log.Debug("peer-reflexive candidate", "addr", from)
+	c.queue = append([]netip.AddrPort{from}, c.queue...)
+	for _, dp := range c.direct {
+		if dp.path != nil && dp.addr.Addr() == from.Addr() {
+			c.abandon(dp) // its Probe returns, and probed starts the new one
+		}
+	}
+	c.probeNext(ctx)
+}
+
 // startRound sends PUNCH_ME_NOW for every pair and starts probing the
 // camera's candidates (draft-seemann-quic-nat-traversal-02, section
 // "Hole Punching").
@@ -312,12 +381,34 @@ func (c *Client) startRound(ctx context.Context) {
 			c.queue = append(c.queue, addr)
 		}
 	}
+	slices.SortStableFunc(c.queue, func(a, b netip.AddrPort) int { return c.rank(a) - c.rank(b) })
 	c.log.Debug("punch round", "round", c.round, "pairs", pairs, "candidates", c.queue)
 	c.probeNext(ctx)
 	if c.inFlight == 0 {
 		c.roundFailed()
 	}
 }
+
+// rank orders a round's probes: a candidate on the viewer's own LAN
+// first (a same-LAN viewer goes direct over host candidates), then public
+// addresses (the camera's reflexive ones), then private addresses of
+// other networks, which are reachable only by chance (a VPN, a routed
+// LAN).
+func (c *Client) rank(a netip.AddrPort) int {
+	ip := a.Addr().Unmap()
+	for _, p := range c.cfg.LocalPrefixes {
+		if p.Contains(ip) {
+			return 0
+		}
+	}
+	if ip.IsPrivate() || ip.IsLoopback() || sharedAddressSpace.Contains(ip) {
+		return 2
+	}
+	return 1
+}
+
+// sharedAddressSpace is RFC 6598's carrier-grade NAT range.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
 
 // probeNext starts probes up to maxProbes.
 func (c *Client) probeNext(ctx context.Context) {

@@ -130,6 +130,9 @@ type camera struct {
 	cands  *candidate.Set
 	server chan *traversal.Server
 	conn   chan *quic.Conn
+	// punch, if set, replaces tr.WriteTo for punch packets (a NAT that
+	// maps the camera's punches to another port).
+	punch func(b []byte, to net.Addr) (int, error)
 }
 
 func startCamera(tb testing.TB, ctx context.Context) *camera {
@@ -201,8 +204,12 @@ func (cam *camera) serve(ctx context.Context, conn *quic.Conn) {
 	}
 	ch := natwire.NewStreamChannel(str)
 	rep := discovery.NewReporter(discovery.ReporterConfig{Remote: conn.RemoteAddr, Send: ch.Send})
+	punch := cam.tr.WriteTo
+	if cam.punch != nil {
+		punch = cam.punch
+	}
 	srv := traversal.NewServer(traversal.ServerConfig{
-		Channel: ch, Candidates: cam.cands, Punch: cam.tr.WriteTo, Guard: cam.guard, Peer: conn.RemoteAddr,
+		Channel: ch, Candidates: cam.cands, Punch: punch, Guard: cam.guard, Peer: conn.RemoteAddr,
 		Learner: discovery.NewLearner(cam.cands, "viewer"),
 	})
 	cam.server <- srv
@@ -377,6 +384,94 @@ func TestMigrateToDirectAndFallBack(t *testing.T) {
 	case err := <-readErr:
 		t.Fatalf("frame reader stopped: %v", err)
 	default:
+	}
+}
+
+// symmetricMapping stands in for the mapping a symmetric NAT gives the
+// camera toward one viewer: a socket of its own that carries the camera's
+// packets to the viewer and the viewer's to the camera.
+func symmetricMapping(tb testing.TB, camera, viewer netip.AddrPort) netip.AddrPort {
+	c := listenUDP(tb)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			to := camera
+			if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) == camera {
+				to = viewer
+			}
+			c.WriteToUDPAddrPort(buf[:n], to)
+		}
+	}()
+	return addrOf(c)
+}
+
+// TestPeerReflexiveCandidate: the camera's advertised address leads
+// nowhere (behind a symmetric NAT it is the relay's mapping) and its
+// punches reach the viewer from another port. The viewer learns that port
+// from the punch (Client.HeardPacket) and goes direct over it.
+func TestPeerReflexiveCandidate(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cam := startCamera(t, ctx)
+	relay := forwarder(t, addrOf(cam.hole))
+	vsock := listenUDP(t)
+	mapping := symmetricMapping(t, addrOf(cam.hole), addrOf(vsock))
+	cam.punch = func(b []byte, _ net.Addr) (int, error) {
+		return cam.tr.WriteTo(b, net.UDPAddrFromAddrPort(mapping))
+	}
+	dead := listenUDP(t) // never answers
+	cam.cands.Remove(addrOf(cam.hole), "host")
+	cam.cands.Add(addrOf(dead), candidate.Reflexive, "relay")
+
+	var client atomic.Pointer[traversal.Client]
+	mux := pathmux.New(vsock, func(b []byte, from netip.AddrPort) {
+		if c := client.Load(); c != nil {
+			c.HeardPacket(b, from)
+		}
+	})
+	t.Cleanup(func() { mux.Close() })
+	relayRoute, err := mux.Route(relay, relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vtr := &quic.Transport{Conn: relayRoute}
+	t.Cleanup(func() { vtr.Close() })
+	dctx, dcancel := context.WithTimeout(ctx, testTimeout)
+	defer dcancel()
+	conn, err := vtr.Dial(dctx, net.UDPAddrFromAddrPort(relay),
+		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, // tests only
+		&quic.Config{MaxIdleTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	str, err := conn.AcceptStream(dctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := candidate.NewSet()
+	own.Add(addrOf(vsock), candidate.Host, "host")
+	events := make(chan traversal.Event, 16)
+	cl, err := traversal.NewClient(traversal.ClientConfig{
+		Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
+		RelayTransport: vtr, Relay: relay, Candidates: own,
+		OnEvent: func(e traversal.Event) { events <- e },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Store(cl)
+	defer cl.Close()
+	direct := waitEvent(t, events, traversal.EventDirect)
+	if direct.Addr != mapping {
+		t.Fatalf("direct to %v, want the port the punches came from %v", direct.Addr, mapping)
+	}
+	if st := cl.Stats(); st.Rounds != 1 {
+		t.Fatalf("took %d rounds, want the first: %+v", st.Rounds, st)
 	}
 }
 

@@ -1,0 +1,121 @@
+//go:build linux
+
+package natlab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hold is how long each pair streams after connecting: long enough for a
+// failed first round and its retry, and for the relay share after the
+// switch to be measured over several seconds of media (the packets in
+// flight on the relay at the switch, a few kB when a key frame is
+// crossing, are then well under 1%).
+const hold = 7 * time.Second
+
+// TestNATMatrix runs every camera/viewer NAT pair in a fresh lab and
+// writes out/nat-matrix.json and docs/nat-matrix.md (make netlab-matrix).
+// It needs root, ip and nft; NATLAB_PAIRS=cam/viewer,... runs a subset
+// (and then writes nothing).
+func TestNATMatrix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the NAT matrix takes minutes: make netlab-matrix")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the NAT lab needs root (network namespaces, nftables)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/deps.sh netlab)", tool)
+		}
+	}
+	var pairs []Pair
+	for _, c := range Kinds {
+		for _, v := range Kinds {
+			pairs = append(pairs, Pair{Camera: c, Viewer: v})
+		}
+	}
+	pairs = append(pairs, Pair{Hairpin: true})
+	subset := os.Getenv("NATLAB_PAIRS")
+	if subset != "" {
+		pairs = slices.DeleteFunc(pairs, func(p Pair) bool {
+			name := string(p.Camera) + "/" + string(p.Viewer)
+			if p.Hairpin {
+				name = "hairpin"
+			}
+			return !slices.Contains(strings.Split(subset, ","), name)
+		})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	var results []Result
+	for _, p := range pairs {
+		t.Run(strings.NewReplacer(" / ", "-", " ", "-").Replace(p.String()), func(t *testing.T) {
+			r := RunPair(ctx, p, hold, func(ns string) (Relay, error) { return StartForwarder(ns) })
+			results = append(results, r)
+			t.Logf("%s: %s ttd=%.0fms relay-share=%.2f%% lost-at-switch=%d lost=%d frames=%d max-gap=%.0fms rounds=%d probes=%d punches=%d refused=%d events=%v",
+				p, r.Path, r.TimeToDirectMS, r.RelayShareAfterSwitchPct, r.FramesLostAtSwitch, r.FramesLost, r.Frames,
+				r.MaxGapMS, r.Rounds, r.Probes, r.PunchesSent, r.PunchesRefused, r.Events)
+			for _, f := range r.Failures {
+				t.Error(f)
+			}
+		})
+	}
+	elapsed := time.Since(start)
+	summary := Summarize(results, elapsed)
+	if subset == "" {
+		root := moduleRoot(t)
+		m := Matrix{Generated: time.Now().UTC().Format(time.RFC3339), Kernel: kernel(), CPUs: runtime.NumCPU(),
+			RunSeconds: elapsed.Seconds(), HoldSeconds: hold.Seconds(), Relay: "udp-forwarder", Pairs: results, Summary: summary}
+		js, _ := json.MarshalIndent(m, "", "  ")
+		if err := os.MkdirAll(filepath.Join(root, "out"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "out", "nat-matrix.json"), append(js, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "docs", "nat-matrix.md"), []byte(Markdown(m)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The Makefile prints it after go test's own last lines.
+		if err := os.WriteFile(filepath.Join(root, "out", "nat-matrix.summary"), []byte(summary+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println(summary)
+}
+
+// moduleRoot is the directory of go.mod above the test's directory.
+func moduleRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found")
+		}
+		dir = parent
+	}
+}
+
+func kernel() string {
+	out, _ := exec.Command("uname", "-r").Output()
+	return strings.TrimSpace(string(out))
+}
