@@ -195,6 +195,14 @@ func (m *Mux) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return m.direct.WriteTo(b, addr)
 }
 
+// WriteDirect sends b to addr on the direct socket, whatever path addr was
+// last heard on: punch packets must leave from the socket whose NAT
+// mapping the viewer will send to, even toward a viewer that so far came
+// through a relay (docs/nat-traversal.md §4).
+func (m *Mux) WriteDirect(b []byte, addr net.Addr) (int, error) {
+	return m.direct.WriteTo(b, addr)
+}
+
 // Close closes the direct socket and every registration.
 func (m *Mux) Close() error {
 	var err error
