@@ -124,6 +124,7 @@ type Client struct {
 	relayPath      *quic.Path
 	round          uint64
 	queue          []netip.AddrPort // candidates of this round not yet probed
+	probeAt        time.Time        // when this round's probes may start
 	inFlight       int
 	nextRound      time.Time
 	backoff        time.Duration
@@ -244,6 +245,14 @@ func (c *Client) step(ctx context.Context) {
 		c.watchDirect(ctx, now)
 		return
 	}
+	if c.inFlight == 0 && len(c.queue) > 0 && !now.Before(c.probeAt) {
+		c.probeNext(ctx)
+		if c.inFlight == 0 {
+			c.queue = nil
+			c.roundFailed()
+		}
+		return
+	}
 	if c.inFlight == 0 && len(c.queue) == 0 && len(c.remote) > 0 && !c.nextRound.IsZero() && !now.Before(c.nextRound) {
 		c.startRound(ctx)
 	}
@@ -313,10 +322,26 @@ func (c *Client) startRound(ctx context.Context) {
 		}
 	}
 	c.log.Debug("punch round", "round", c.round, "pairs", pairs, "candidates", c.queue)
-	c.probeNext(ctx)
-	if c.inFlight == 0 {
+	// Probe only once the camera's punches can have opened its NAT: the
+	// PUNCH_ME_NOW travels through the relay, a probe goes straight, so a
+	// probe sent at once reaches a port-restricted NAT first and is
+	// dropped (seen in the kernel-NAT lab, where quic-go did not
+	// retransmit it within the probe timeout). One round trip of the
+	// connection covers the PUNCH_ME_NOW and the punch.
+	c.probeAt = c.cfg.Now().Add(c.punchLead())
+	if len(c.queue) == 0 {
 		c.roundFailed()
 	}
+}
+
+// punchLead is how long probes wait after PUNCH_ME_NOW: the connection's
+// smoothed RTT (through the relay) plus a margin.
+func (c *Client) punchLead() time.Duration {
+	const margin = 10 * time.Millisecond
+	if r, ok := c.cfg.Conn.(interface{ ConnectionStats() quic.ConnectionStats }); ok {
+		return r.ConnectionStats().SmoothedRTT + margin
+	}
+	return margin
 }
 
 // probeNext starts probes up to maxProbes.
