@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct
 
 all: build
 
@@ -49,7 +49,7 @@ test: build vet
 	$(MAKE) powerloss-test
 	$(MAKE) build-arm64 build-armv7 build-purego
 	$(MAKE) qemu-test qemu-systemd-test buildroot-check
-	$(MAKE) netlab-relay netlab-matrix
+	$(MAKE) netlab-relay netlab-direct netlab-matrix
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
@@ -120,6 +120,12 @@ demo: build
 netlab-relay: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
 	@test/netlab/relay.sh
+
+## netlab-direct: same lab; the viewer starts on the relay, NAT traversal moves
+## it to the direct path, the direct path is cut and it falls back (root; ~12 s)
+netlab-direct: build
+	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
+	@test/netlab/direct.sh
 
 clean:
 	rm -rf $(BIN) out

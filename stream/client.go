@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/stream/wire"
 )
 
@@ -67,6 +68,8 @@ type Client struct {
 
 	cur *groupReader // the group ReadFrame reads; ReadFrame's goroutine only
 
+	nat *natChannel // NAT traversal frames from the camera (NATChannel)
+
 	done chan struct{} // closed when the connection is gone
 	wg   sync.WaitGroup
 }
@@ -87,6 +90,7 @@ func NewClient(ctx context.Context, conn *quic.Conn, viewerName string) (*Client
 		pendingChanged: make(chan struct{}),
 		done:           make(chan struct{}),
 	}
+	c.nat = newNATChannel(c.writeMessage, conn.Context().Done())
 	str.SetPriority(0, false)
 	if err := c.writeMessage(&wire.Hello{Version: wire.Version1, Software: viewerName, Start: wire.StartLive}); err != nil {
 		return nil, c.abort(err)
@@ -190,6 +194,9 @@ func (c *Client) handleControl(m wire.Message) (catalog bool, err error) {
 		c.goAwayReason = m.Reason
 		c.mu.Unlock()
 	case *wire.Unknown:
+		if isNATMessage(m) {
+			return false, c.nat.deliver(m)
+		}
 		// Reserved for later extensions (protocol.md §3): skip.
 	default:
 		return false, violation(fmt.Errorf("camera sent %v", m.Type()))
@@ -240,6 +247,13 @@ func (c *Client) pingLoop() {
 		}
 	}
 }
+
+// NATChannel is the NAT traversal channel over the control stream
+// (docs/nat-traversal.md §2): the camera's ADD_ADDRESS, REMOVE_ADDRESS and
+// OBSERVED_ADDRESS frames, buffered from the start of the connection (up
+// to 64; later ones are dropped until Receive takes them), and a Send for
+// PUNCH_ME_NOW and OBSERVED_ADDRESS. One receiver at a time.
+func (c *Client) NATChannel() natwire.Channel { return c.nat }
 
 // Track returns the track from the latest CATALOG.
 func (c *Client) Track() media.Track {

@@ -61,9 +61,10 @@ type testEnv struct {
 	ctx  context.Context
 	mu   sync.Mutex
 	errs map[string]chan error // Serve result per viewer name
+	opts []ServeOption         // passed to every Serve
 }
 
-func newTestEnv(tb testing.TB, cfg HubConfig) *testEnv {
+func newTestEnv(tb testing.TB, cfg HubConfig, opts ...ServeOption) *testEnv {
 	tb.Helper()
 	if cfg.CameraName == "" {
 		cfg.CameraName = "test-camera"
@@ -73,7 +74,7 @@ func newTestEnv(tb testing.TB, cfg HubConfig) *testEnv {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &testEnv{tb: tb, hub: NewHub(cfg), ln: ln, ctx: ctx, errs: make(map[string]chan error)}
+	e := &testEnv{tb: tb, hub: NewHub(cfg), ln: ln, ctx: ctx, errs: make(map[string]chan error), opts: opts}
 	var wg sync.WaitGroup
 	wg.Go(func() { e.acceptLoop(&wg) })
 	tb.Cleanup(func() {
@@ -95,7 +96,7 @@ func (e *testEnv) acceptLoop(wg *sync.WaitGroup) {
 		}
 		viewer := viewerName(conn.RemoteAddr())
 		done := e.serveResult(viewer)
-		wg.Go(func() { done <- e.hub.Serve(e.ctx, conn, viewer) })
+		wg.Go(func() { done <- e.hub.Serve(e.ctx, conn, viewer, e.opts...) })
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/stream/wire"
 )
 
@@ -234,14 +235,30 @@ func (h *Hub) acquireCurrent() *group {
 // with the matching error code. conn must have completed its handshake with
 // ALPN and an authorised peer; viewer names it in logs. Serve returns nil
 // when the viewer closed the connection without error.
-func (h *Hub) Serve(ctx context.Context, conn *quic.Conn, viewer string) error {
+func (h *Hub) Serve(ctx context.Context, conn *quic.Conn, viewer string, opts ...ServeOption) error {
 	s := newSession(h, conn, viewer)
+	for _, o := range opts {
+		o(s)
+	}
 	if err := h.admit(s); err != nil {
 		closeConn(conn, codeOf(err), err.Error())
 		return err
 	}
 	defer h.leave(s)
 	return s.run(ctx)
+}
+
+// ServeOption adds to what Serve does for one viewer.
+type ServeOption func(*session)
+
+// WithNAT runs nat for the session, from the viewer's HELLO until the
+// session ends (then ctx is cancelled and Serve waits for nat to return),
+// with a natwire.Channel over the control stream: NAT traversal control
+// messages (types 0x20 and 0x40) go to it instead of being skipped, and
+// what nat sends is written on the control stream. nat's failure does not
+// end the session: the viewer just stays on its current path.
+func WithNAT(nat func(ctx context.Context, ch natwire.Channel)) ServeOption {
+	return func(s *session) { s.natFn = nat }
 }
 
 func (h *Hub) admit(s *session) error {

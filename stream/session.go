@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/stream/wire"
 )
 
@@ -42,6 +43,9 @@ type session struct {
 	ctrlBuf []byte
 
 	catalogSent chan struct{} // closed after the first CATALOG
+
+	natFn func(context.Context, natwire.Channel) // WithNAT, or nil
+	nat   *natChannel                            // set before readControl runs when natFn is
 }
 
 func newSession(h *Hub, conn *quic.Conn, viewer string) *session {
@@ -66,6 +70,12 @@ func (s *session) run(parent context.Context) error {
 		return s.finish(parent, err)
 	}
 	s.log.Info("viewer joined")
+	if s.natFn != nil {
+		s.nat = newNATChannel(s.writeMessage, ctx.Done())
+		natDone := make(chan struct{})
+		go func() { defer close(natDone); s.natFn(ctx, s.nat) }()
+		defer func() { cancel(nil); <-natDone }()
+	}
 	loops := []func(context.Context) error{
 		func(ctx context.Context) error { return s.readControl(ctrlReader) },
 		s.sendCatalogs,
@@ -218,6 +228,12 @@ func (s *session) readControl(r *bufio.Reader) error {
 		case *wire.GoAway:
 			s.log.Info("viewer going away", "reason", m.Reason)
 		case *wire.Unknown:
+			if s.nat != nil && isNATMessage(m) {
+				if err := s.nat.deliver(m); err != nil {
+					return err
+				}
+				continue
+			}
 			s.log.Debug("skipping unknown control message", "type", m.MessageType, "bytes", len(m.Payload))
 		default:
 			return violation(fmt.Errorf("viewer sent %v", m.Type()))

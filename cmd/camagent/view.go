@@ -11,7 +11,9 @@ import (
 
 	"github.com/camagent/camagent/internal/agent"
 	"github.com/camagent/camagent/internal/atomicfile"
+	"github.com/camagent/camagent/internal/logging"
 	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -22,7 +24,7 @@ func newViewCommand() *cobra.Command {
 		duration                              time.Duration
 		quiet, resume                         bool
 		from, to                              string // recorded clip instead of live
-		via                                   string
+		via, logLevel                         string
 	)
 	cmd := &cobra.Command{
 		Use:     "view CAMERA",
@@ -44,6 +46,7 @@ latency) go to stderr every second and as a summary at the end.`,
 	cmd.Flags().StringVar(&from, "from", "", "export the recording from this time (RFC 3339 or -DURATION) to -o FILE.mp4")
 	cmd.Flags().StringVar(&to, "to", "", "with --from: until this time (default: now)")
 	cmd.Flags().StringVar(&via, "via", "auto", "auto (direct, then the camera's relays), direct or relay")
+	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "connection and NAT traversal log on stderr: debug, info, warn or error")
 	cmd.Flags().BoolVar(&resume, "resume", false, "reconnect (directly or through a relay) when the stream stops, keeping one output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if from != "" {
@@ -60,15 +63,20 @@ latency) go to stderr every second and as a summary at the end.`,
 		if len(addrs) > 0 {
 			cam.Addrs = addrs
 		}
-		ctx := cmd.Context()
-		route := viewer.Route(via)
-		if resume {
-			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet)
-		}
-		conn, err := viewer.DialRoute(ctx, id, cam, agent.QUICConfig(), route, nil)
+		log, err := logging.New(os.Stderr, "text", logLevel)
 		if err != nil {
 			return err
 		}
+		ctx := cmd.Context()
+		route := viewer.Route(via)
+		if resume {
+			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet, log)
+		}
+		link, err := viewer.DialLink(ctx, id, cam, agent.QUICConfig(), route, log)
+		if err != nil {
+			return err
+		}
+		conn := link.Conn
 		defer conn.CloseWithError(0, "bye")
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		client, err := stream.NewClient(hctx, conn, "camagent-view/"+version)
@@ -77,9 +85,10 @@ latency) go to stderr every second and as a summary at the end.`,
 			return err
 		}
 		defer client.Close()
+		startTraversal(link, client)
 		tr := client.Track()
 		fmt.Fprintf(os.Stderr, "watching %s: %s %dx%d @ %g fps\n", client.CameraName(), tr.Codec, tr.Width, tr.Height, tr.FPS)
-		opts := viewer.Options{Output: output, Format: format, Duration: duration}
+		opts := viewer.Options{Output: output, Format: format, Duration: duration, Paths: link.PathStats}
 		if !quiet {
 			opts.Progress = os.Stderr
 		}
@@ -100,6 +109,26 @@ latency) go to stderr every second and as a summary at the end.`,
 		return err
 	}
 	return cmd
+}
+
+// startTraversal moves a relayed connection to a direct path when one
+// opens, and says so on stderr (docs/nat-traversal.md).
+func startTraversal(link *viewer.Link, client *stream.Client) {
+	if !link.Relayed() {
+		return
+	}
+	err := link.StartTraversal(client.NATChannel(), func(e traversal.Event) {
+		switch e.Kind {
+		case traversal.EventDirect:
+			ps := link.PathStats()
+			fmt.Fprintf(os.Stderr, "path: direct to %s (%.0f ms after connecting through the relay)\n", e.Addr, *ps.TimeToDirectMs)
+		case traversal.EventRelay:
+			fmt.Fprintf(os.Stderr, "path: direct path to %s lost; back on the relay\n", e.Addr)
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "staying on the relay: %v\n", err)
+	}
 }
 
 func contextWithTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -17,17 +18,19 @@ import (
 // viewResuming is `camagent view --resume`: one output file across
 // reconnections, for cameras reached through relays that may restart.
 func viewResuming(ctx context.Context, id *identity.Identity, cam identity.Camera, route viewer.Route,
-	output, format string, duration time.Duration, summaryPath string, quiet bool) error {
+	output, format string, duration time.Duration, summaryPath string, quiet bool, log *slog.Logger) error {
 	switch route {
 	case viewer.RouteAuto, viewer.RouteDirect, viewer.RouteRelay:
 	default:
 		return fmt.Errorf("--via %q: want auto, direct or relay", route)
 	}
+	var paths viewer.Paths
 	connect := func(ctx context.Context) (*stream.Client, error) {
-		conn, err := viewer.DialRoute(ctx, id, cam, agent.QUICConfig(), route, nil)
+		link, err := viewer.DialLink(ctx, id, cam, agent.QUICConfig(), route, log)
 		if err != nil {
 			return nil, err
 		}
+		conn := link.Conn
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		c, err := stream.NewClient(hctx, conn, "camagent-view/"+version)
@@ -36,9 +39,11 @@ func viewResuming(ctx context.Context, id *identity.Identity, cam identity.Camer
 			return nil, err
 		}
 		fmt.Fprintf(os.Stderr, "watching %s via %s\n", c.CameraName(), conn.RemoteAddr())
+		paths.Add(link)
+		startTraversal(link, c)
 		return c, nil
 	}
-	opts := viewer.Options{Output: output, Format: format, Duration: duration}
+	opts := viewer.Options{Output: output, Format: format, Duration: duration, Paths: paths.Stats}
 	if !quiet {
 		opts.Progress = os.Stderr
 	}

@@ -27,6 +27,12 @@ import (
 // it with a function that stops it and reports Run's error.
 func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
 	t.Helper()
+	return testAgentWith(t, mutate, nil)
+}
+
+// testAgentWith is testAgent with a hook between New and Run.
+func testAgentWith(t *testing.T, mutate func(*config.Config), beforeRun func(*Agent)) *Agent {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Name = "test-camera"
 	cfg.StateDir = t.TempDir()
@@ -43,6 +49,9 @@ func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
 	a, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if beforeRun != nil {
+		beforeRun(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -11,7 +11,9 @@ import (
 
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/tunnel"
+	"github.com/camagent/camagent/stream"
 )
 
 // relayState is the agent's relay side: the transport over the Mux of the
@@ -20,6 +22,7 @@ type relayState struct {
 	tr     *quic.Transport
 	mux    *tunnel.Mux
 	keeper *tunnel.Keeper
+	nat    *natState
 }
 
 // listen opens the agent's one QUIC listener. Without relays it is a plain
@@ -52,11 +55,22 @@ func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, log *
 		mux.Close()
 		return nil, nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	nat, err := newNATState(tr, mux, log.With("component", "nat"))
+	if err != nil {
+		ln.Close()
+		tr.Close()
+		mux.Close()
+		return nil, nil, fmt.Errorf("NAT traversal: %w", err)
+	}
+	// Registrations leave from the listener's own transport, so the
+	// address each relay observes is the NAT mapping of the socket viewers
+	// are punched toward (docs/nat-traversal.md §6).
 	keeper := tunnel.NewKeeper(tunnel.KeeperConfig{
-		Relays: relays, Identity: id, Token: cfg.Relay.Token, Mux: mux,
-		Logger: log.With("component", "relay"),
+		Relays: relays, Identity: id, Token: cfg.Relay.Token, Mux: mux, Transport: tr,
+		OnChange: nat.relayChanged,
+		Logger:   log.With("component", "relay"),
 	})
-	return ln, &relayState{tr: tr, mux: mux, keeper: keeper}, nil
+	return ln, &relayState{tr: tr, mux: mux, keeper: keeper, nat: nat}, nil
 }
 
 func (r *relayState) run(ctx context.Context) {
@@ -67,9 +81,21 @@ func (r *relayState) run(ctx context.Context) {
 
 func (r *relayState) close() {
 	if r != nil {
+		r.nat.close()
 		r.tr.Close()
 		r.mux.Close()
 	}
+}
+
+// natFor returns the NAT traversal option for one video connection: none
+// without relays.
+func (r *relayState) natFor(conn *quic.Conn, fp string, log *slog.Logger) []stream.ServeOption {
+	if r == nil || r.nat == nil {
+		return nil
+	}
+	return []stream.ServeOption{stream.WithNAT(func(ctx context.Context, ch natwire.Channel) {
+		r.nat.serve(ctx, conn, fp, ch, log)
+	})}
 }
 
 // RelayKeeper is the agent's relay registrations, nil without relays.

@@ -44,7 +44,7 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		if err := a.viewers.MarkSeen(fp); err != nil {
 			log.Warn("cannot record last seen", "err", err)
 		}
-		err := a.hub.Serve(ctx, conn, v.Name)
+		err := a.hub.Serve(ctx, conn, v.Name, a.relays.natFor(conn, fp, log)...)
 		log.Info("viewer left", "viewer", v.Name, "reason", err)
 	case playback.ALPN:
 		a.track(conn, fp, true) // revocation closes recordings access too

@@ -31,6 +31,16 @@ const (
 // that public address with the same end-to-end TLS pinned both ways. The
 // relay only forwards UDP.
 func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*quic.Conn, error) {
+	l, err := DialLink(ctx, id, cam, qconf, route, log)
+	if err != nil {
+		return nil, err
+	}
+	return l.Conn, nil
+}
+
+// DialLink is DialRoute returning the Link, on which StartTraversal moves a
+// relayed connection to a direct path when one opens.
+func DialLink(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*Link, error) {
 	log = logging.Discard(log)
 	var errs []error
 	if route != RouteRelay && len(cam.Addrs) > 0 {
@@ -38,7 +48,7 @@ func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, 
 		conn, err := Dial(dctx, id, cam, qconf)
 		cancel()
 		if err == nil {
-			return conn, nil
+			return directLink(conn, log), nil
 		}
 		errs = append(errs, err)
 	}
@@ -64,10 +74,10 @@ func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, 
 		}
 		log.Debug("camera located", "relay", r.Addr, "public", pub.String())
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := quic.DialAddr(dctx, pub.String(), tlsConf, qconf)
+		l, err := dialRelayed(dctx, pub, tlsConf, qconf, log)
 		cancel()
 		if err == nil {
-			return conn, nil
+			return l, nil
 		}
 		errs = append(errs, fmt.Errorf("via relay %s (%s): %w", r.Addr, pub, err))
 	}

@@ -26,6 +26,9 @@ type Summary struct {
 	// arrived first (the viewer fell behind).
 	GroupsSkipped uint64 `json:"groups_skipped"`
 	Output        string `json:"output,omitempty"`
+	// PathStats, when the session knows its paths (Options.Paths): direct
+	// or relay, time to direct, bytes per path.
+	*PathStats
 }
 
 // meter accumulates per-frame figures for periodic and final reports.

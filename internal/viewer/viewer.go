@@ -57,6 +57,9 @@ type Options struct {
 	Interval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Paths, if set, gives the path figures for the summary (Link.PathStats
+	// or Paths.Stats).
+	Paths func() PathStats
 }
 
 // Watch receives frames from c until opts.Duration of video has arrived or
@@ -109,6 +112,10 @@ func finish(m *meter, t time.Time, sink Sink, c *stream.Client, opts Options, er
 	s.Camera, s.Codec, s.Width, s.Height = c.CameraName(), string(tr.Codec), tr.Width, tr.Height
 	s.GroupsSkipped = c.Stats().GroupsSkipped
 	s.Output = opts.Output
+	if opts.Paths != nil {
+		ps := opts.Paths()
+		s.PathStats = &ps
+	}
 	if cerr := sink.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close %s: %w", opts.Output, cerr)
 	}

@@ -126,6 +126,11 @@ func AddrPort(a net.Addr) (netip.AddrPort, error) {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	case nil:
 		return netip.AddrPort{}, errors.New("no address")
+	case interface{ AddrPort() netip.AddrPort }:
+		// A peer reached through a relay (tunnel.RelayedAddr): its
+		// address as the relay observed it.
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 	}
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {

@@ -86,6 +86,7 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 	s.mu.Unlock()
 	if r != nil {
 		r.heard.Store(time.Now().UnixNano())
+		r.received.Add(uint64(len(b)))
 	}
 	if b[0]&0x40 == 0 {
 		if s.onNonQUIC != nil {
@@ -135,6 +136,17 @@ func (s *Socket) Route(alias, target netip.AddrPort) (*Route, error) {
 	return r, nil
 }
 
+// Received returns the bytes received per route target so far.
+func (s *Socket) Received() map[netip.AddrPort]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[netip.AddrPort]uint64, len(s.routes))
+	for t, r := range s.routes {
+		out[t] = r.Received()
+	}
+	return out
+}
+
 // WriteRaw sends b to addr outside any route (keepalives).
 func (s *Socket) WriteRaw(b []byte, to netip.AddrPort) error {
 	_, err := s.conn.WriteTo(b, net.UDPAddrFromAddrPort(to))
@@ -174,7 +186,8 @@ type Route struct {
 	target  netip.AddrPort
 	in      chan []byte
 
-	heard    atomic.Int64 // unix nanoseconds of the last packet from target
+	heard    atomic.Int64  // unix nanoseconds of the last packet from target
+	received atomic.Uint64 // bytes of UDP payload from target, QUIC or not
 	detached atomic.Bool
 
 	closeOnce sync.Once
@@ -209,6 +222,10 @@ func (r *Route) LastHeard() time.Time {
 	}
 	return time.Unix(0, ns)
 }
+
+// Received is how many bytes of UDP payload arrived from the target: the
+// traffic each path carried, for figures.
+func (r *Route) Received() uint64 { return r.received.Load() }
 
 // Detach stops the route carrying packets in either direction, without
 // failing quic-go's reads. Attach undoes it.

@@ -55,6 +55,9 @@ func TestRouteRewritesAddresses(t *testing.T) {
 	if dr.LastHeard().IsZero() || !rr.LastHeard().IsZero() {
 		t.Fatal("LastHeard not per route")
 	}
+	if dr.Received() != 2 || rr.Received() != 0 || s.Received()[ap(direct)] != 2 {
+		t.Fatalf("received bytes not per route: direct %d relay %d", dr.Received(), rr.Received())
+	}
 	// Non-QUIC packets go to the handler, not to quic-go.
 	direct.WriteTo([]byte{0x00, 'k'}, s.LocalAddr())
 	select {

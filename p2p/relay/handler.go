@@ -81,6 +81,12 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]
 	h.Set(http3.CapsuleProtocolHeader, "?1")
 	h.Set(HeaderBind, "?1")
 	h.Set(HeaderPublicAddress, FormatPublicAddress(t.public))
+	if conn != nil {
+		if ua, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
+			ap := ua.AddrPort()
+			h.Set(HeaderObservedAddress, FormatPublicAddress(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())))
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	str, err := w.(http3.HTTPStreamer).HTTPStream()
 	if err != nil {

@@ -23,6 +23,14 @@ const (
 	// HeaderLocator carries the SHA-256 (hex) of the camera's locator
 	// secret, under which viewers find this registration (docs/relay.md).
 	HeaderLocator = "Camagent-Locator"
+	// HeaderObservedAddress, in a bind response, is the address the relay
+	// sees the registering connection come from, in the format of
+	// Proxy-Public-Address: for a camera that registers from its QUIC
+	// socket, the public side of its NAT mapping, which it advertises as a
+	// reflexive candidate (docs/nat-traversal.md §6). It plays the role of
+	// OBSERVED_ADDRESS (draft-ietf-quic-address-discovery), which quic-go
+	// cannot send.
+	HeaderObservedAddress = "Camagent-Observed-Address"
 )
 
 // connectRequest is a validated CONNECT-UDP request.
@@ -139,32 +147,41 @@ func FormatPublicAddress(addrs ...netip.AddrPort) string {
 
 // ParsePublicAddress parses Proxy-Public-Address.
 func ParsePublicAddress(h http.Header) ([]netip.AddrPort, error) {
-	v := h.Values(HeaderPublicAddress)
+	return parseAddressList(h, HeaderPublicAddress)
+}
+
+// ParseObservedAddress parses Camagent-Observed-Address.
+func ParseObservedAddress(h http.Header) ([]netip.AddrPort, error) {
+	return parseAddressList(h, HeaderObservedAddress)
+}
+
+func parseAddressList(h http.Header, name string) ([]netip.AddrPort, error) {
+	v := h.Values(name)
 	if len(v) == 0 {
-		return nil, fmt.Errorf("no %s", HeaderPublicAddress)
+		return nil, fmt.Errorf("no %s", name)
 	}
 	list, err := httpsfv.UnmarshalList(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", HeaderPublicAddress, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	var out []netip.AddrPort
 	for _, m := range list {
 		item, ok := m.(httpsfv.Item)
 		if !ok {
-			return nil, fmt.Errorf("%s: inner list", HeaderPublicAddress)
+			return nil, fmt.Errorf("%s: inner list", name)
 		}
 		s, ok := item.Value.(string)
 		if !ok {
-			return nil, fmt.Errorf("%s: member is not a string", HeaderPublicAddress)
+			return nil, fmt.Errorf("%s: member is not a string", name)
 		}
 		ap, err := netip.ParseAddrPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", HeaderPublicAddress, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		out = append(out, ap)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: empty", HeaderPublicAddress)
+		return nil, fmt.Errorf("%s: empty", name)
 	}
 	return out, nil
 }

@@ -138,6 +138,7 @@ type Client struct {
 	relayPath      *quic.Path
 	round          uint64
 	queue          []netip.AddrPort // candidates of this round not yet probed
+	probeAt        time.Time        // when this round's probes may start
 	inFlight       int
 	peerReflexive  int
 	nextRound      time.Time
@@ -262,6 +263,14 @@ func (c *Client) step(ctx context.Context) {
 		c.watchDirect(ctx, now)
 		return
 	}
+	if c.inFlight == 0 && len(c.queue) > 0 && !now.Before(c.probeAt) {
+		c.probeNext(ctx)
+		if c.inFlight == 0 {
+			c.queue = nil
+			c.roundFailed()
+		}
+		return
+	}
 	if c.inFlight == 0 && len(c.queue) == 0 && len(c.remote) > 0 && !c.nextRound.IsZero() && !now.Before(c.nextRound) {
 		c.startRound(ctx)
 	}
@@ -383,8 +392,14 @@ func (c *Client) startRound(ctx context.Context) {
 	}
 	slices.SortStableFunc(c.queue, func(a, b netip.AddrPort) int { return c.rank(a) - c.rank(b) })
 	c.log.Debug("punch round", "round", c.round, "pairs", pairs, "candidates", c.queue)
-	c.probeNext(ctx)
-	if c.inFlight == 0 {
+	// Probe only once the camera's punches can have opened its NAT: the
+	// PUNCH_ME_NOW travels through the relay, a probe goes straight, so a
+	// probe sent at once reaches a port-restricted NAT first and is
+	// dropped (seen in the kernel-NAT lab, where quic-go did not
+	// retransmit it within the probe timeout). One round trip of the
+	// connection covers the PUNCH_ME_NOW and the punch.
+	c.probeAt = c.cfg.Now().Add(c.punchLead())
+	if len(c.queue) == 0 {
 		c.roundFailed()
 	}
 }
@@ -409,6 +424,16 @@ func (c *Client) rank(a netip.AddrPort) int {
 
 // sharedAddressSpace is RFC 6598's carrier-grade NAT range.
 var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// punchLead is how long probes wait after PUNCH_ME_NOW: the connection's
+// smoothed RTT (through the relay) plus a margin.
+func (c *Client) punchLead() time.Duration {
+	const margin = 10 * time.Millisecond
+	if r, ok := c.cfg.Conn.(interface{ ConnectionStats() quic.ConnectionStats }); ok {
+		return r.ConnectionStats().SmoothedRTT + margin
+	}
+	return margin
+}
 
 // probeNext starts probes up to maxProbes.
 func (c *Client) probeNext(ctx context.Context) {

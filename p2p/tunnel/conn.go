@@ -32,6 +32,12 @@ type Options struct {
 	Identity *identity.Identity // the camera's key: TLS client certificate and locator
 	Token    string             // bearer token, if the relay wants one
 	Logger   *slog.Logger
+	// Transport, if set, is the quic.Transport to dial the relay on: the
+	// agent's own, over the Mux, so that the registration leaves from the
+	// camera's QUIC socket and the address the relay observes
+	// (ObservedAddr) is that socket's NAT mapping, the one viewers punch
+	// toward. nil dials from a socket of its own.
+	Transport *quic.Transport
 }
 
 // Conn is a registration: a net.PacketConn whose peers are the viewers
@@ -40,7 +46,10 @@ type Conn struct {
 	qconn  *quic.Conn
 	str    *http3.RequestStream
 	public netip.AddrPort
-	log    *slog.Logger
+	// observed is where the relay saw the registration come from (zero if
+	// the relay did not say).
+	observed netip.AddrPort
+	log      *slog.Logger
 
 	wmu sync.Mutex // capsule writes
 
@@ -63,7 +72,7 @@ type Conn struct {
 // camera from then on.
 func Register(ctx context.Context, opts Options) (*Conn, error) {
 	log := logging.Discard(opts.Logger)
-	qconn, err := quic.DialAddr(ctx, opts.Relay.Addr, opts.Relay.tlsConfig(opts.Identity), relay.QUICConfig())
+	qconn, err := dial(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("relay %s: %w", opts.Relay.Addr, err)
 	}
@@ -78,6 +87,17 @@ func Register(ctx context.Context, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("relay %s: %w", opts.Relay.Addr, err)
 	}
 	return c, nil
+}
+
+func dial(ctx context.Context, opts Options) (*quic.Conn, error) {
+	if opts.Transport == nil {
+		return quic.DialAddr(ctx, opts.Relay.Addr, opts.Relay.tlsConfig(opts.Identity), relay.QUICConfig())
+	}
+	ua, err := net.ResolveUDPAddr("udp", opts.Relay.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return opts.Transport.Dial(ctx, ua, opts.Relay.tlsConfig(opts.Identity), relay.QUICConfig())
 }
 
 // clientConn starts HTTP/3 on qconn and checks that the relay offers
@@ -125,6 +145,9 @@ func register(ctx context.Context, qconn *quic.Conn, cc *http3.ClientConn, opts 
 		acked: make(chan struct{}), done: make(chan struct{}),
 		readDeadline: newDeadline(),
 	}
+	if obs, err := relay.ParseObservedAddress(resp.Header); err == nil {
+		c.observed = netip.AddrPortFrom(obs[0].Addr().Unmap(), obs[0].Port())
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.readCapsules()
 	c.writeCapsule(wire.CapsuleCompressionAssign, wire.Assign{ContextID: uncompressedID}.Append(nil))
@@ -165,6 +188,11 @@ func bindRequest(opts Options) *http.Request {
 		},
 	}
 }
+
+// ObservedAddr is the address the relay saw this registration come from
+// (Camagent-Observed-Address): the camera's reflexive address when it
+// registered from its QUIC socket. Invalid if the relay did not say.
+func (c *Conn) ObservedAddr() netip.AddrPort { return c.observed }
 
 // PublicAddr is the relay's UDP address for this camera
 // (Proxy-Public-Address).

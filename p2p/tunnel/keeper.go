@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/logging"
 )
@@ -27,6 +29,11 @@ type KeeperConfig struct {
 	Token    string
 	Mux      *Mux
 	Logger   *slog.Logger
+	// Transport, if set, is what registrations dial on (Options.Transport).
+	Transport *quic.Transport
+	// OnChange, if set, is called with each new registration and with nil
+	// when it ends (relay is the relay's address).
+	OnChange func(relay string, c *Conn)
 }
 
 // Keeper keeps one registration with every relay alive, adding each to the
@@ -77,7 +84,7 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := Register(rctx, Options{Relay: r, Identity: k.cfg.Identity, Token: k.cfg.Token, Logger: log})
+		c, err := Register(rctx, Options{Relay: r, Identity: k.cfg.Identity, Token: k.cfg.Token, Logger: log, Transport: k.cfg.Transport})
 		cancel()
 		if err != nil {
 			wait := jitter(backoff)
@@ -89,7 +96,7 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 			continue
 		}
 		started := time.Now()
-		log.Info("registered with relay", "public", c.PublicAddr().String())
+		log.Info("registered with relay", "public", c.PublicAddr().String(), "observed", c.ObservedAddr().String())
 		k.setLive(r.Addr, c)
 		k.cfg.Mux.Add(c)
 		select {
@@ -117,11 +124,14 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 
 func (k *Keeper) setLive(addr string, c *Conn) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
 	if c == nil {
 		delete(k.live, addr)
 	} else {
 		k.live[addr] = c
+	}
+	k.mu.Unlock()
+	if k.cfg.OnChange != nil {
+		k.cfg.OnChange(addr, c)
 	}
 }
 

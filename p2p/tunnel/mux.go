@@ -10,7 +10,17 @@ import (
 
 // Mux is one net.PacketConn over the direct UDP socket and any number of
 // relay registrations, for a quic.Transport that serves them all with one
-// listener. A reply goes out the way its peer was last heard from.
+// listener.
+//
+// A peer heard through a registration is reported as a *RelayedAddr, one
+// heard on the direct socket as a *net.UDPAddr, and a reply goes the way
+// its address says. The two must differ even when they name the same
+// IP:port, which they do behind an endpoint-independent NAT (the viewer's
+// one socket talks to the relay and, after NAT traversal, to the camera):
+// quic-go answers PATH_CHALLENGE and follows a migrating client only when
+// the packet's address differs from the current path's
+// (docs/nat-traversal.md §4). With distinct addresses, quic-go's own path
+// validation and migration decide which path carries the connection.
 //
 // Mux deliberately does not implement quic-go's OOB interface
 // (ReadMsgUDP/WriteMsgUDP/SyscallConn): quic-go would then bypass WriteTo
@@ -23,7 +33,7 @@ type Mux struct {
 	pool   sync.Pool
 
 	mu      sync.Mutex
-	routes  map[netip.AddrPort]route
+	relayed map[relayedKey]*RelayedAddr // interned, so a peer's address is one value
 	tunnels map[*Conn]struct{}
 
 	readDeadline deadline
@@ -38,20 +48,41 @@ type muxPacket struct {
 	via  *Conn // nil: the direct socket
 }
 
-type route struct {
+type relayedKey struct {
 	via  *Conn
-	seen time.Time
+	peer netip.AddrPort
 }
 
-// maxRoutes bounds the routing table; beyond it the oldest half goes.
-const maxRoutes = 4096
+// RelayedAddr is the address of a peer that reached the camera through a
+// relay registration: its IP:port as the relay saw it, and the
+// registration. quic-go compares non-UDP addresses by String, which names
+// the relay, so it never equals the same IP:port heard directly.
+type RelayedAddr struct {
+	peer netip.AddrPort
+	via  *Conn
+	str  string
+}
+
+// Network is "udp".
+func (a *RelayedAddr) Network() string { return "udp" }
+
+// String is "PEER via relay PUBLIC".
+func (a *RelayedAddr) String() string { return a.str }
+
+// AddrPort is the peer's address as the relay saw it: what the peer's
+// NAT mapping looks like from the internet.
+func (a *RelayedAddr) AddrPort() netip.AddrPort { return a.peer }
+
+// maxRelayed bounds the interned relayed addresses; beyond it the table
+// starts afresh (a dropped entry is re-made on the next packet).
+const maxRelayed = 4096
 
 // NewMux starts reading direct (a UDP socket).
 func NewMux(direct net.PacketConn) *Mux {
 	m := &Mux{
 		direct:       direct,
 		in:           make(chan muxPacket, 256),
-		routes:       map[netip.AddrPort]route{},
+		relayed:      map[relayedKey]*RelayedAddr{},
 		tunnels:      map[*Conn]struct{}{},
 		readDeadline: newDeadline(),
 		closed:       make(chan struct{}),
@@ -76,9 +107,9 @@ func (m *Mux) remove(c *Conn) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.tunnels, c)
-	for peer, r := range m.routes {
-		if r.via == c {
-			delete(m.routes, peer)
+	for k := range m.relayed {
+		if k.via == c {
+			delete(m.relayed, k)
 		}
 	}
 }
@@ -139,8 +170,10 @@ func (m *Mux) ReadFrom(b []byte) (int, net.Addr, error) {
 		case p := <-m.in:
 			n := copy(b, (*p.buf)[:p.n])
 			m.pool.Put(p.buf)
-			m.learn(p.from, p.via)
-			return n, net.UDPAddrFromAddrPort(p.from), nil
+			if p.via == nil {
+				return n, net.UDPAddrFromAddrPort(p.from), nil
+			}
+			return n, m.relayedAddr(p.via, p.from), nil
 		case <-timeout:
 			return 0, nil, errTimeout
 		case <-changed:
@@ -150,48 +183,35 @@ func (m *Mux) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-func (m *Mux) learn(peer netip.AddrPort, via *Conn) {
-	now := time.Now()
+func (m *Mux) relayedAddr(via *Conn, peer netip.AddrPort) *RelayedAddr {
+	k := relayedKey{via, peer}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r, ok := m.routes[peer]; ok && r.via == via && now.Sub(r.seen) < time.Second {
-		return
+	if a, ok := m.relayed[k]; ok {
+		return a
 	}
-	if len(m.routes) >= maxRoutes {
-		m.evictOldest()
+	if len(m.relayed) >= maxRelayed {
+		clear(m.relayed)
 	}
-	m.routes[peer] = route{via: via, seen: now}
+	a := &RelayedAddr{peer: peer, via: via, str: peer.String() + " via relay " + via.PublicAddr().String()}
+	m.relayed[k] = a
+	return a
 }
 
-func (m *Mux) evictOldest() {
-	var cutoff time.Time
-	var seen []time.Time
-	for _, r := range m.routes {
-		seen = append(seen, r.seen)
-	}
-	// The median is good enough and avoids sorting on the hot path's rare
-	// overflow.
-	cutoff = median(seen)
-	for peer, r := range m.routes {
-		if !r.seen.After(cutoff) {
-			delete(m.routes, peer)
-		}
-	}
-}
-
-// WriteTo sends b to addr the way addr was last heard from.
+// WriteTo sends b to addr: through its registration for a *RelayedAddr,
+// on the direct socket otherwise.
 func (m *Mux) WriteTo(b []byte, addr net.Addr) (int, error) {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return m.direct.WriteTo(b, addr)
+	if ra, ok := addr.(*RelayedAddr); ok {
+		return ra.via.WriteTo(b, net.UDPAddrFromAddrPort(ra.peer))
 	}
-	ap := ua.AddrPort()
-	m.mu.Lock()
-	r := m.routes[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]
-	m.mu.Unlock()
-	if r.via != nil {
-		return r.via.WriteTo(b, addr)
-	}
+	return m.direct.WriteTo(b, addr)
+}
+
+// WriteDirect sends b to addr on the direct socket, whatever path addr was
+// last heard on: punch packets must leave from the socket whose NAT
+// mapping the viewer will send to, even toward a viewer that so far came
+// through a relay (docs/nat-traversal.md §4).
+func (m *Mux) WriteDirect(b []byte, addr net.Addr) (int, error) {
 	return m.direct.WriteTo(b, addr)
 }
 

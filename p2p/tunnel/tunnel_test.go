@@ -57,6 +57,7 @@ func startRelayWith(t testing.TB, cfg relay.Config, id *identity.Identity, addr 
 type camera struct {
 	id  *identity.Identity
 	mux *Mux
+	tr  *quic.Transport
 	ln  *quic.Listener
 }
 
@@ -86,7 +87,7 @@ func startCamera(t testing.TB) *camera {
 			go echo(conn)
 		}
 	}()
-	return &camera{id: id, mux: mux, ln: ln}
+	return &camera{id: id, mux: mux, tr: tr, ln: ln}
 }
 
 func echo(conn *quic.Conn) {

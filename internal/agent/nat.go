@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/discovery"
+	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/traversal"
+	"github.com/camagent/camagent/p2p/tunnel"
+)
+
+// natState is the camera's side of NAT traversal (docs/nat-traversal.md
+// §6): one candidate set, one Guard and one Responder for the agent, and a
+// Reporter and traversal.Server per video connection. It exists only with
+// relays: without one, every viewer is already on a direct path.
+type natState struct {
+	cands *candidate.Set
+	guard *traversal.Guard
+	resp  *traversal.Responder
+	// punch sends from the Mux's direct socket: the NAT mapping that is
+	// punched open must be the one viewers' packets arrive on, whichever
+	// path the viewer was last heard on.
+	punch func([]byte, net.Addr) (int, error)
+	log   *slog.Logger
+}
+
+// newNATState gathers host candidates on the direct socket's port and
+// starts the Responder on the transport's non-QUIC packets.
+func newNATState(tr *quic.Transport, mux *tunnel.Mux, log *slog.Logger) (*natState, error) {
+	local, err := discovery.AddrPort(mux.LocalAddr())
+	if err != nil {
+		return nil, err
+	}
+	hosts, prefixes, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: local.Addr().IsLoopback()})
+	if err != nil {
+		return nil, err
+	}
+	n := &natState{
+		cands: candidate.NewSet(),
+		guard: traversal.NewGuard(traversal.GuardConfig{LocalPrefixes: prefixes}),
+		punch: mux.WriteDirect,
+		log:   log,
+	}
+	for _, h := range hosts {
+		// A socket bound to one address is reachable only there.
+		if !local.Addr().IsUnspecified() && h.Addr() != local.Addr() {
+			continue
+		}
+		if _, err := n.cands.Add(h, candidate.Host, "host"); err != nil {
+			log.Debug("host candidate not added", "addr", h, "err", err)
+		}
+	}
+	n.resp = traversal.NewResponder(traversal.ResponderConfig{Read: tr.ReadNonQUICPacket, Write: mux.WriteDirect, Guard: n.guard})
+	return n, nil
+}
+
+// relayChanged adds the address a relay observed the camera's QUIC socket
+// at as a reflexive candidate, and withdraws it when the registration ends.
+func (n *natState) relayChanged(relay string, c *tunnel.Conn) {
+	source := "relay:" + relay
+	n.cands.RemoveSource(source)
+	if c == nil || !c.ObservedAddr().IsValid() {
+		return
+	}
+	if _, err := n.cands.Add(c.ObservedAddr(), candidate.Reflexive, source); err != nil {
+		n.log.Debug("reflexive candidate not added", "addr", c.ObservedAddr(), "err", err)
+		return
+	}
+	n.log.Info("reflexive address from relay", "relay", relay, "addr", c.ObservedAddr())
+}
+
+// serve runs NAT traversal for one video connection until ctx ends (the
+// session ended) or the peer breaks the traversal protocol. A failure here
+// leaves the viewer where it is (on the relay), so it does not close the
+// connection.
+func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch natwire.Channel, log *slog.Logger) {
+	rep := discovery.NewReporter(discovery.ReporterConfig{Remote: conn.RemoteAddr, Send: ch.Send})
+	defer rep.Close()
+	// Report the viewer's address before advertising candidates, so its
+	// first punching round already pairs with its reflexive address
+	// (another goroutine may have sent it; Check then does nothing).
+	if _, err := rep.Check(); err != nil {
+		log.Debug("observed address not reported", "err", err)
+	}
+	srv := traversal.NewServer(traversal.ServerConfig{
+		Channel: ch, Candidates: n.cands, Punch: n.punch, Guard: n.guard,
+		Peer:    conn.RemoteAddr,
+		Learner: discovery.NewLearner(n.cands, fmt.Sprintf("viewer:%s:%p", fp, conn)),
+		Logger:  log.With("component", "traversal"),
+	})
+	defer srv.Close()
+	select {
+	case <-ctx.Done():
+	case <-srv.Done():
+		if err := srv.Err(); err != nil {
+			log.Warn("NAT traversal stopped", "err", err)
+		}
+	}
+	st := srv.Stats()
+	log.Debug("NAT traversal ended", "punch_requests", st.PunchRequests, "punches", st.PunchesSent,
+		"refused", st.Refused, "throttled", st.Throttled)
+}
+
+// candidates is the current candidate set, for tests and status.
+func (n *natState) candidates() []netip.AddrPort {
+	cs, _ := n.cands.Snapshot()
+	out := make([]netip.AddrPort, len(cs))
+	for i, c := range cs {
+		out[i] = c.Addr
+	}
+	return out
+}
+
+func (n *natState) close() {
+	if n != nil {
+		n.resp.Close()
+	}
+}

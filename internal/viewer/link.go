@@ -1,0 +1,229 @@
+package viewer
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/discovery"
+	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/pathmux"
+	"github.com/camagent/camagent/p2p/traversal"
+)
+
+// Link is one connection to a camera. A connection that went through a
+// relay runs on the viewer's own UDP socket (pathmux), so that NAT
+// traversal can move it to a direct path: the socket's one NAT mapping is
+// the address the camera observes and punches toward
+// (docs/nat-traversal.md §3.1).
+type Link struct {
+	Conn *quic.Conn
+	log  *slog.Logger
+
+	// Set only for a connection dialled through a relay.
+	relay      netip.AddrPort
+	sock       *pathmux.Socket
+	tr         *quic.Transport
+	relayRoute *pathmux.Route
+
+	connected time.Time
+
+	mu        sync.Mutex
+	trav      *traversal.Client
+	path      string // "direct" or "relay"
+	directIn  time.Duration
+	wentDir   bool
+	switches  int
+	fallbacks int
+}
+
+// Relayed reports whether the connection was dialled through a relay.
+func (l *Link) Relayed() bool { return l.sock != nil }
+
+// directLink wraps a connection dialled straight to the camera.
+func directLink(conn *quic.Conn, log *slog.Logger) *Link {
+	return &Link{Conn: conn, log: log, path: "direct", connected: time.Now(), wentDir: true}
+}
+
+// dialRelayed dials the relay's public address for the camera from a
+// socket of the viewer's own, wrapped in a pathmux.Socket whose relay route
+// carries the connection until traversal finds a direct path.
+func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, qconf *quic.Config, log *slog.Logger) (*Link, error) {
+	udp, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, err
+	}
+	sock := pathmux.New(udp, nil) // punch and echo packets only refresh LastHeard
+	route, err := sock.Route(pub, pub)
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	tr := &quic.Transport{Conn: route}
+	conn, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(pub), tlsConf, qconf)
+	if err != nil {
+		tr.Close()
+		sock.Close()
+		return nil, err
+	}
+	l := &Link{Conn: conn, log: log, relay: pub, sock: sock, tr: tr, relayRoute: route, path: "relay", connected: time.Now()}
+	go func() {
+		// The transports live as long as the connection: closing one
+		// earlier would close the connection (pathmux package comment).
+		<-conn.Context().Done()
+		l.mu.Lock()
+		trav := l.trav
+		l.mu.Unlock()
+		if trav != nil {
+			trav.Close()
+		}
+		tr.Close()
+		sock.Close()
+	}()
+	return l, nil
+}
+
+// StartTraversal runs NAT traversal on a relayed connection over ch (the
+// stream client's NATChannel): the viewer pairs its candidates (host
+// addresses on its socket's port, and its address as the camera reports
+// it) with the camera's, asks the camera to punch, migrates the live
+// connection to the first direct path that validates and falls back to the
+// relay when that path dies. onEvent, if set, hears every change of path.
+// On a direct connection it does nothing.
+func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event)) error {
+	if !l.Relayed() {
+		return nil
+	}
+	local, err := discovery.AddrPort(l.sock.LocalAddr())
+	if err != nil {
+		return err
+	}
+	own := candidate.NewSet()
+	// Loopback host candidates only in a loopback test, where the relay
+	// is on loopback too.
+	hosts, _, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: l.relay.Addr().IsLoopback()})
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if _, err := own.Add(h, candidate.Host, "host"); err != nil {
+			l.log.Debug("host candidate not added", "addr", h, "err", err)
+		}
+	}
+	cl, err := traversal.NewClient(traversal.ClientConfig{
+		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
+		Candidates: own, Learner: discovery.NewLearner(own, "camera"),
+		OnEvent: func(e traversal.Event) {
+			l.record(e)
+			if onEvent != nil {
+				onEvent(e)
+			}
+		},
+		Logger: l.log.With("component", "traversal"),
+	})
+	if err != nil {
+		return fmt.Errorf("NAT traversal: %w", err)
+	}
+	l.mu.Lock()
+	l.trav = cl
+	l.mu.Unlock()
+	if l.Conn.Context().Err() != nil {
+		cl.Close() // the cleanup goroutine may have missed it
+	}
+	return nil
+}
+
+func (l *Link) record(e traversal.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch e.Kind {
+	case traversal.EventDirect:
+		if !l.wentDir {
+			l.wentDir, l.directIn = true, e.At.Sub(l.connected)
+		}
+		l.path = "direct"
+		l.switches++
+	case traversal.EventRelay:
+		l.path = "relay"
+		l.fallbacks++
+	}
+}
+
+// PathStats say which path a viewing session used and how much each
+// carried.
+type PathStats struct {
+	// Path is "direct" or "relay": where the connection is at the end.
+	Path string `json:"path"`
+	// TimeToDirectMs is from connected through the relay to running on a
+	// direct path (0 when dialled directly); absent if never direct.
+	TimeToDirectMs *float64 `json:"time_to_direct_ms,omitempty"`
+	// BytesDirect and BytesRelay are UDP payload bytes received on each
+	// path, measured on the viewer's socket (relayed connections only).
+	BytesDirect uint64 `json:"bytes_direct"`
+	BytesRelay  uint64 `json:"bytes_relay"`
+	Switches    int    `json:"switches_to_direct"`
+	Fallbacks   int    `json:"fallbacks_to_relay"`
+}
+
+// PathStats returns the link's figures so far.
+func (l *Link) PathStats() PathStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ps := PathStats{Path: l.path, Switches: l.switches, Fallbacks: l.fallbacks}
+	if l.wentDir {
+		ms := round(float64(l.directIn)/float64(time.Millisecond), 1)
+		ps.TimeToDirectMs = &ms
+	}
+	if l.sock != nil {
+		for target, n := range l.sock.Received() {
+			if target == l.relay {
+				ps.BytesRelay += n
+			} else {
+				ps.BytesDirect += n
+			}
+		}
+	}
+	return ps
+}
+
+// Paths adds up the PathStats of the links of a resuming session: bytes
+// and path changes of all, the path of the latest, the time to direct of
+// the first that went direct.
+type Paths struct {
+	mu    sync.Mutex
+	links []*Link
+}
+
+// Add counts l from now on.
+func (p *Paths) Add(l *Link) {
+	p.mu.Lock()
+	p.links = append(p.links, l)
+	p.mu.Unlock()
+}
+
+// Stats is the sum over the links added.
+func (p *Paths) Stats() PathStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out PathStats
+	for _, l := range p.links {
+		s := l.PathStats()
+		out.Path = s.Path
+		if out.TimeToDirectMs == nil {
+			out.TimeToDirectMs = s.TimeToDirectMs
+		}
+		out.BytesDirect += s.BytesDirect
+		out.BytesRelay += s.BytesRelay
+		out.Switches += s.Switches
+		out.Fallbacks += s.Fallbacks
+	}
+	return out
+}
