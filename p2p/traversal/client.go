@@ -141,6 +141,7 @@ type Client struct {
 	probeAt        time.Time        // when this round's probes may start
 	inFlight       int
 	peerReflexive  int
+	learned        []netip.AddrPort // peer-reflexive candidates accepted so far
 	nextRound      time.Time
 	backoff        time.Duration
 	lastRelayProbe time.Time
@@ -329,26 +330,24 @@ func (c *Client) HeardPacket(b []byte, from netip.AddrPort) {
 // address per host, RFC 4787 REQ-2), so a forged punch cannot point the
 // viewer's probes at an arbitrary target, and only maxPeerReflexive per
 // connection. A probe of the advertised address with the same IP and
-// another port is given up for it: that mapping was the relay's.
+// another port is given up for it: that mapping was the relay's. A
+// candidate learned earlier whose probe failed (a loaded host, a lost
+// packet) is probed again when its punches come again: the next round's.
 func (c *Client) heardPunch(ctx context.Context, from netip.AddrPort) {
-	if c.active != nil || c.peerReflexive >= maxPeerReflexive || from == c.cfg.Relay {
+	if c.active != nil || from == c.cfg.Relay || slices.Contains(c.queue, from) {
 		return
 	}
-	if _, known := c.direct[from]; known {
-		return
+	if dp, known := c.direct[from]; known && dp.path != nil {
+		return // being probed now
 	}
-	sameIP := false
-	for _, a := range c.remote {
-		if a == from {
+	if !slices.Contains(c.learned, from) {
+		if c.peerReflexive >= maxPeerReflexive || !c.advertisedIP(from) {
 			return
 		}
-		sameIP = sameIP || a.Addr() == from.Addr()
+		c.peerReflexive++
+		c.learned = append(c.learned, from)
+		c.log.Debug("peer-reflexive candidate", "addr", from)
 	}
-	if !sameIP {
-		return
-	}
-	c.peerReflexive++
-	c.log.Debug("peer-reflexive candidate", "addr", from)
 	c.queue = append([]netip.AddrPort{from}, c.queue...)
 	for _, dp := range c.direct {
 		if dp.path != nil && dp.addr.Addr() == from.Addr() {
@@ -356,6 +355,19 @@ func (c *Client) heardPunch(ctx context.Context, from netip.AddrPort) {
 		}
 	}
 	c.probeNext(ctx)
+}
+
+// advertisedIP reports whether from has the IP address, but not the port,
+// of a candidate the camera advertised.
+func (c *Client) advertisedIP(from netip.AddrPort) bool {
+	sameIP := false
+	for _, a := range c.remote {
+		if a == from {
+			return false
+		}
+		sameIP = sameIP || a.Addr() == from.Addr()
+	}
+	return sameIP
 }
 
 // startRound sends PUNCH_ME_NOW for every pair and starts probing the
