@@ -62,6 +62,7 @@ type Client struct {
 	goAwayReason   string
 	pending        *groupReader  // newest group not yet read
 	pendingChanged chan struct{} // closed and replaced when pending is set
+	pendingSince   time.Time     // when pending was set
 	newestSeq      uint64
 	stats          ClientStats
 	failure        error // first protocol failure of the camera

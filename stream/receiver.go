@@ -113,6 +113,7 @@ func (c *Client) offer(g *groupReader) bool {
 	c.newestSeq = g.seq
 	old := c.pending
 	c.pending = g
+	c.pendingSince = time.Now()
 	c.stats.Groups++
 	if old != nil {
 		c.stats.GroupsSkipped++
@@ -136,16 +137,18 @@ func (c *Client) takePending() (*groupReader, <-chan struct{}) {
 	return g, c.pendingChanged
 }
 
-func (c *Client) hasPending() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.pending != nil
-}
+// staleGrace is how long frames of the current group are still read after
+// a newer group has arrived. Packets of a group's tail can arrive after the
+// next group's key frame when the connection moves between paths (relay
+// to direct: the tail was in flight on the slower path) or are merely
+// reordered; within the grace they are delivered, not dropped. A viewer
+// that is really behind gets at most this much more of the old group.
+const staleGrace = 250 * time.Millisecond
 
 // ReadFrame returns the next frame in decode order. When a newer group has
-// arrived while frames of the current one are still unread, the current
-// group is abandoned (STOP_SENDING with STALE_GROUP) and reading continues
-// at the newer group's key frame: latency wins over completeness.
+// arrived and the current one has still not ended staleGrace later, the
+// current group is abandoned (STOP_SENDING with STALE_GROUP) and reading
+// continues at the newer group's key frame: latency wins over completeness.
 func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
 	for {
 		if c.cur == nil {
@@ -155,27 +158,61 @@ func (c *Client) ReadFrame(ctx context.Context) (Frame, error) {
 			}
 			c.cur = g
 		}
-		select {
-		case f, ok := <-c.cur.frames:
-			if !ok {
-				c.groupEnded()
-				continue
-			}
-			if c.hasPending() {
+		pendingFor, hasPending, changed := c.pendingState()
+		var grace *time.Timer
+		var expired <-chan time.Time
+		if hasPending {
+			if pendingFor >= staleGrace {
 				c.skipCurrent()
 				continue
 			}
-			c.mu.Lock()
-			c.stats.Frames++
-			c.stats.Bytes += uint64(len(f.Data))
-			c.mu.Unlock()
-			return f, nil
-		case <-ctx.Done():
-			return Frame{}, context.Cause(ctx)
-		case <-c.done:
-			return Frame{}, c.connError()
+			grace = time.NewTimer(staleGrace - pendingFor)
+			expired, changed = grace.C, nil
+		}
+		f, ok, err := c.readCurrent(ctx, changed, expired)
+		if grace != nil {
+			grace.Stop()
+		}
+		if err != nil || ok {
+			return f, err
 		}
 	}
+}
+
+// readCurrent waits for the current group's next frame (ok), for a newer
+// group to arrive, or for the grace to expire (the group is then skipped).
+func (c *Client) readCurrent(ctx context.Context, changed <-chan struct{}, expired <-chan time.Time) (Frame, bool, error) {
+	select {
+	case f, ok := <-c.cur.frames:
+		if !ok {
+			c.groupEnded()
+			return Frame{}, false, nil
+		}
+		c.mu.Lock()
+		c.stats.Frames++
+		c.stats.Bytes += uint64(len(f.Data))
+		c.mu.Unlock()
+		return f, true, nil
+	case <-changed: // a newer group arrived: the caller starts its grace
+	case <-expired:
+		c.skipCurrent()
+	case <-ctx.Done():
+		return Frame{}, false, context.Cause(ctx)
+	case <-c.done:
+		return Frame{}, false, c.connError()
+	}
+	return Frame{}, false, nil
+}
+
+// pendingState reports how long a newer group has been waiting, whether
+// there is one, and a channel closed when one arrives.
+func (c *Client) pendingState() (time.Duration, bool, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pending == nil {
+		return 0, false, c.pendingChanged
+	}
+	return time.Since(c.pendingSince), true, c.pendingChanged
 }
 
 func (c *Client) waitGroup(ctx context.Context) (*groupReader, error) {
