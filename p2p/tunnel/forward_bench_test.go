@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -229,36 +228,43 @@ func (p datagramPath) throughput(size, window int, d time.Duration) float64 {
 	return float64(echoed) / time.Since(start).Seconds()
 }
 
-// medianRTT is the median round trip of n small payloads sent one at a
-// time. Echoes still in flight from a throughput round are skipped: each
-// ping carries its sequence number.
-func (p datagramPath) medianRTT(b *testing.B, n int) time.Duration {
-	var rtts []time.Duration
+// medianRTTs is the median round trip of n small payloads on each path,
+// sent one at a time, alternating between the paths. Echoes still in
+// flight from a throughput round are skipped: each ping carries its
+// sequence number.
+func medianRTTs(b *testing.B, paths []datagramPath, n int) []time.Duration {
+	rtts := make([][]time.Duration, len(paths))
 	buf := make([]byte, 2048)
 	for i := range n {
-		ping := binary.BigEndian.AppendUint64([]byte("ping"), uint64(i))
-		start := time.Now()
-		if err := p.send(ping); err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		for {
-			n, err := p.recv(ctx, buf)
-			if err != nil {
-				break
+		for j, p := range paths {
+			ping := binary.BigEndian.AppendUint64([]byte("ping"), uint64(i))
+			start := time.Now()
+			if err := p.send(ping); err != nil {
+				b.Fatal(err)
 			}
-			if bytes.Equal(buf[:n], ping) {
-				rtts = append(rtts, time.Since(start))
-				break
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			for {
+				n, err := p.recv(ctx, buf)
+				if err != nil {
+					break
+				}
+				if bytes.Equal(buf[:n], ping) {
+					rtts[j] = append(rtts[j], time.Since(start))
+					break
+				}
 			}
+			cancel()
 		}
-		cancel()
 	}
-	if len(rtts) == 0 {
-		b.Fatal("no ping came back")
+	med := make([]time.Duration, len(paths))
+	for j, r := range rtts {
+		if len(r) == 0 {
+			b.Fatal("no ping came back")
+		}
+		sort.Slice(r, func(i, k int) bool { return r[i] < r[k] })
+		med[j] = r[len(r)/2]
 	}
-	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
-	return rtts[len(rtts)/2]
+	return med
 }
 
 // relayForwardPath registers an echoing camera with the relay process
@@ -317,13 +323,17 @@ func echoPath(b *testing.B, s *benchServer) datagramPath {
 // BenchmarkRelayForwarding is issue 3's relay figure: the relay's
 // forwarding throughput and CPU per Mbit/s against a raw quic-go datagram
 // echo server, both in processes of their own, measured in the same run
-// with the same load generator. Rounds alternate between the two so that
-// other load on the machine hits both alike. The headline is
-// relay-%-of-echo-per-cpu: Mbit/s per CPU-second of the relay as a
-// percentage of the echo server's, which does not depend on how much of
-// the two cores the load generator leaves each server.
+// with the same load generator.
+//
+// The machine is shared, so other load comes and goes during a run: the
+// rounds alternate between the servers in ABBA order (a linear drift hits
+// both alike) and pings alternate one by one. The headline is
+// relay-%-of-echo-per-cpu: the relay's Mbit/s per CPU-second as a
+// percentage of the echo server's. It does not depend on how much of the
+// two cores the load generator leaves each server, which
+// relay-%-of-echo-Mbit/s does.
 func BenchmarkRelayForwarding(b *testing.B) {
-	const size, window, round, rounds = 1200, 64, 1500 * time.Millisecond, 3
+	const size, window, round, rounds = 1200, 64, time.Second, 4
 	rs := startBenchServer(b, "relay")
 	es := startBenchServer(b, "echo")
 	paths := map[*benchServer]datagramPath{rs: relayForwardPath(b, rs), es: echoPath(b, es)}
@@ -337,11 +347,15 @@ func BenchmarkRelayForwarding(b *testing.B) {
 		wall  time.Duration
 	}
 	var tot map[*benchServer]*total
-	var rRTT, eRTT time.Duration
+	var rtt []time.Duration // relay, echo
 	for b.Loop() {
 		tot = map[*benchServer]*total{rs: {}, es: {}}
-		for range rounds {
-			for _, s := range []*benchServer{es, rs} {
+		for i := range rounds {
+			order := []*benchServer{es, rs}
+			if i%2 == 1 {
+				order = []*benchServer{rs, es}
+			}
+			for _, s := range order {
 				c0, t0 := s.cpu(b), time.Now()
 				rate := paths[s].throughput(size, window, round)
 				c1, t1 := s.cpu(b), time.Now()
@@ -350,13 +364,12 @@ func BenchmarkRelayForwarding(b *testing.B) {
 				tot[s].wall += t1.Sub(t0)
 			}
 		}
-		eRTT = paths[es].medianRTT(b, 200)
-		rRTT = paths[rs].medianRTT(b, 200)
+		rtt = medianRTTs(b, []datagramPath{paths[rs], paths[es]}, 300)
 	}
 	mbps := func(s *benchServer) float64 { return tot[s].bytes * 8 / 1e6 / tot[s].wall.Seconds() }
 	cpuPerMbit := func(s *benchServer) float64 {
 		if tot[s].bytes == 0 {
-			b.Fatal(errors.New("nothing echoed"))
+			b.Fatal("nothing echoed")
 		}
 		return float64(tot[s].cpu.Microseconds()) / 1000 / (tot[s].bytes * 8 / 1e6)
 	}
@@ -366,6 +379,6 @@ func BenchmarkRelayForwarding(b *testing.B) {
 	b.ReportMetric(cpuPerMbit(rs), "relay-cpu-ms/Mbit")
 	b.ReportMetric(cpuPerMbit(es), "echo-cpu-ms/Mbit")
 	b.ReportMetric(100*cpuPerMbit(es)/cpuPerMbit(rs), "relay-%-of-echo-per-cpu")
-	b.ReportMetric(float64(rRTT.Microseconds()), "relay-rtt-us")
-	b.ReportMetric(float64(eRTT.Microseconds()), "echo-rtt-us")
+	b.ReportMetric(float64(rtt[0].Microseconds()), "relay-rtt-us")
+	b.ReportMetric(float64(rtt[1].Microseconds()), "echo-rtt-us")
 }
