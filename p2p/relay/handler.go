@@ -95,7 +95,7 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]
 	}
 	s.metrics.RegistrationsTotal.Add(1)
 	s.log.Info("registered", "remote", r.RemoteAddr, "public", t.public.String())
-	t.run(str)
+	t.run(str, conn)
 	s.log.Info("registration ended", "remote", r.RemoteAddr, "public", t.public.String())
 }
 

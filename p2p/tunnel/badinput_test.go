@@ -152,9 +152,18 @@ func TestFirewallMode(t *testing.T) {
 	cam.mux.Add(c)
 	viewer := dialViewer(t, ctx, cam, c.PublicAddr())
 	roundTrip(t, viewer, 4096)
-	c.mu.Lock()
-	assigned := len(c.byPeer)
-	c.mu.Unlock()
+	// The relay's COMPRESSION_ASSIGN travels on the request stream, the
+	// packets in datagrams: under load the round trip can finish before
+	// the camera has read the capsule.
+	var assigned int
+	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c.mu.Lock()
+		assigned = len(c.byPeer)
+		c.mu.Unlock()
+		if assigned != 0 || time.Now().After(wait) {
+			break
+		}
+	}
 	if assigned != 1 {
 		t.Fatalf("relay assigned %d compressed contexts, want 1 for the viewer", assigned)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/logging"
@@ -45,6 +46,7 @@ type Options struct {
 type Conn struct {
 	qconn  *quic.Conn
 	str    *http3.RequestStream
+	qsid   uint64 // Quarter Stream ID of str, the prefix of its HTTP Datagrams
 	public netip.AddrPort
 	// observed is where the relay saw the registration come from (zero if
 	// the relay did not say).
@@ -140,7 +142,7 @@ func register(ctx context.Context, qconn *quic.Conn, cc *http3.ClientConn, opts 
 		return nil, err
 	}
 	c := &Conn{
-		qconn: qconn, str: str, public: pub[0], log: log,
+		qconn: qconn, str: str, qsid: uint64(str.StreamID() / 4), public: pub[0], log: log,
 		byID: map[uint64]netip.AddrPort{}, byPeer: map[netip.AddrPort]uint64{},
 		acked: make(chan struct{}), done: make(chan struct{}),
 		readDeadline: newDeadline(),
@@ -355,9 +357,20 @@ func (c *Conn) decode(d []byte) (netip.AddrPort, []byte, bool) {
 	return peer, rest, ok
 }
 
+// datagramBufs holds WriteTo's scratch buffers: WriteTo runs on every
+// QUIC connection's send goroutine at once, and quic-go copies what it
+// is given, so a buffer is free again as soon as SendDatagram returns.
+var datagramBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1600); return &b }}
+
 // WriteTo sends b to peer through the relay, compressed when the relay has
 // assigned peer a context. A packet too large for one datagram is dropped,
 // as a network would; QUIC's loss recovery and path MTU discovery cope.
+//
+// It runs for every packet the camera sends through the relay, so it
+// frames the whole HTTP Datagram (RFC 9297 section 2.1: Quarter Stream
+// ID, then Context ID and payload) in a pooled buffer and sends it on the
+// QUIC connection itself; http3's SendDatagram would allocate and copy
+// each packet once more to add the Quarter Stream ID.
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
@@ -368,13 +381,22 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.mu.Lock()
 	id, compressed := c.byPeer[peer]
 	c.mu.Unlock()
-	var d []byte
-	if compressed {
-		d = wire.AppendCompressed(make([]byte, 0, len(b)+8), id, b)
-	} else {
-		d = wire.AppendUncompressed(make([]byte, 0, len(b)+8+wire.UncompressedOverhead), uncompressedID, peer, b)
+	select {
+	case <-c.done: // the stream is gone; http3 would refuse too
+		return 0, c.err
+	default:
 	}
-	if err := c.str.SendDatagram(d); err != nil {
+	bp := datagramBufs.Get().(*[]byte)
+	d := quicvarint.Append((*bp)[:0], c.qsid)
+	if compressed {
+		d = wire.AppendCompressed(d, id, b)
+	} else {
+		d = wire.AppendUncompressed(d, uncompressedID, peer, b)
+	}
+	err := c.qconn.SendDatagram(d)
+	*bp = d[:0]
+	datagramBufs.Put(bp)
+	if err != nil {
 		var tooLarge *quic.DatagramTooLargeError
 		if errors.As(err, &tooLarge) {
 			return len(b), nil

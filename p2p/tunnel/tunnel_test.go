@@ -34,16 +34,21 @@ func startRelay(t testing.TB, cfg relay.Config) *testRelay {
 
 func startRelayWith(t testing.TB, cfg relay.Config, id *identity.Identity, addr string) *testRelay {
 	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRelayOn(t, cfg, id, pc)
+}
+
+func startRelayOn(t testing.TB, cfg relay.Config, id *identity.Identity, pc net.PacketConn) *testRelay {
+	t.Helper()
 	cfg.Identity = id
 	cfg.PublicIP = netip.MustParseAddr("127.0.0.1")
 	if cfg.Tokens == nil {
 		cfg.Tokens = []string{"secret-token"}
 	}
 	srv, err := relay.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
