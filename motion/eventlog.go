@@ -41,10 +41,20 @@ type record struct {
 // Log is the append-only event log: one JSON line per record, fsynced, so
 // a power cut loses at most the line being written, and a torn last line
 // is skipped when read.
+//
+// The Log also keeps the events in memory, with the size of the log and of
+// each snapshot, so that retention (Prune*, retention.go) can decide what
+// to delete after every recorded fragment without reading the disk.
 type Log struct {
 	dir string
 	mu  sync.Mutex
 	f   *os.File
+
+	events    []Event          // as in the log, oldest first
+	size      int64            // of the log file
+	snaps     map[string]int64 // snapshot file name -> size
+	snapBytes int64            // sum of snaps
+	live      string           // id of the event started and not yet ended
 }
 
 // OpenLog opens (creating) the log in dir.
@@ -69,11 +79,16 @@ func OpenLog(dir string) (*Log, error) {
 			f.Write([]byte{'\n'})
 		}
 	}
+	l := &Log{dir: dir, f: f, snaps: map[string]int64{}}
+	if err := l.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
 	if err := atomicfile.SyncDir(dir); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &Log{dir: dir, f: f}, nil
+	return l, nil
 }
 
 // Dir is the events directory (log and snapshots).
@@ -86,14 +101,59 @@ func (l *Log) append(rec record) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := l.f.Write(append(line, '\n')); err != nil {
+	if l.f == nil { // compacted since the last append
+		f, err := os.OpenFile(filepath.Join(l.dir, LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("motion: event log: %w", err)
+		}
+		l.f = f
+	}
+	n, err := l.f.Write(append(line, '\n'))
+	l.size += int64(n)
+	if err != nil {
 		return fmt.Errorf("motion: event log: %w", err)
+	}
+	switch rec.Kind {
+	case "start":
+		l.events = append(l.events, rec.Event)
+		l.live = rec.ID
+	case "end":
+		for i := len(l.events) - 1; i >= 0; i-- {
+			if l.events[i].ID == rec.ID {
+				l.events[i].End, l.events[i].Score = rec.End, rec.Score
+				break
+			}
+		}
+		if l.live == rec.ID {
+			l.live = ""
+		}
 	}
 	return l.f.Sync()
 }
 
+// saveSnapshot writes an event's JPEG (crash-safe) and counts its size.
+func (l *Log) saveSnapshot(name string, jpg []byte) error {
+	if err := atomicfile.WriteFile(filepath.Join(l.dir, name), jpg, 0o600); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.snapBytes += int64(len(jpg)) - l.snaps[name]
+	l.snaps[name] = int64(len(jpg))
+	return nil
+}
+
 // Close closes the log.
-func (l *Log) Close() error { return l.f.Close() }
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
 
 // maxLine bounds one log line; longer lines are skipped as corrupt.
 const maxLine = 64 << 10

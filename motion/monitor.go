@@ -3,11 +3,9 @@ package motion
 import (
 	"bytes"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/atomicfile"
 	"github.com/camagent/camagent/internal/media"
 )
 
@@ -113,17 +111,17 @@ func (m *Monitor) start(f media.RawFrame, t time.Time, score float64) {
 	m.snapshots.Add(1)
 	go func() {
 		defer m.snapshots.Done()
-		m.writeSnapshot(frame, filepath.Join(m.cfg.Log.Dir(), ev.Snapshot))
+		m.writeSnapshot(frame, ev.Snapshot)
 	}()
 	if err := m.cfg.Log.append(record{Kind: "start", Event: *ev}); err != nil {
 		m.log.Warn("event log", "err", err)
 	}
 }
 
-func (m *Monitor) writeSnapshot(f media.RawFrame, path string) {
+func (m *Monitor) writeSnapshot(f media.RawFrame, name string) {
 	jpg, err := JPEG(f, 85)
 	if err == nil {
-		err = atomicfile.WriteFile(path, jpg, 0o600)
+		err = m.cfg.Log.saveSnapshot(name, jpg)
 	}
 	if err != nil {
 		m.log.Warn("event snapshot", "err", err)

@@ -163,8 +163,12 @@ func (r *Recorder) Stats() Stats {
 
 func (r *Recorder) run() {
 	defer close(r.done)
+	tick := time.NewTicker(retentionInterval)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			r.enforceRetention()
 		case <-r.stop:
 			r.drain()
 			r.closeSegment()

@@ -70,7 +70,8 @@ func (s *segmentWriter) write(au media.AccessUnit) error {
 }
 
 // Write appends p. On ENOSPC it undoes the partial write, has the recorder
-// delete the oldest segment and tries again: a full disk costs old video,
+// delete the oldest segment (or, with none left, the oldest events) and
+// tries again: a full disk costs old video,
 // never new.
 func (s *segmentWriter) Write(p []byte) (int, error) {
 	for attempt := 0; ; attempt++ {
@@ -83,7 +84,7 @@ func (s *segmentWriter) Write(p []byte) (int, error) {
 		if n > 0 {
 			s.f.Truncate(s.size) // keep the file made of whole boxes
 		}
-		if !errors.Is(err, syscall.ENOSPC) || attempt == maxSpaceRetries || !s.r.deleteOldest("disk full") {
+		if !errors.Is(err, syscall.ENOSPC) || attempt == maxSpaceRetries || !s.r.makeRoom(int64(len(p))) {
 			return 0, err
 		}
 	}

@@ -39,6 +39,9 @@ type Config struct {
 	MaxBytes int64
 	MaxAge   time.Duration
 	MinFree  int64
+	// Companion, if set, is kept under the same bounds (motion events and
+	// their snapshots; retention.go).
+	Companion Companion
 	// PreRoll and PostRoll widen event recordings (ModeEvent).
 	PreRoll, PostRoll time.Duration
 	// QueueLength is how many access units may wait for the writer.

@@ -23,11 +23,13 @@ import (
 type recordingsFlags struct {
 	stateDir string
 	addrs    []string
+	via      string // auto, direct or relay
 }
 
 func (f *recordingsFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", defaultViewerState(), "viewer's key and known cameras")
 	cmd.Flags().StringSliceVar(&f.addrs, "addr", nil, "dial these host:port instead of the camera's known addresses")
+	cmd.Flags().StringVar(&f.via, "via", "auto", "auto (direct, then the camera's relays), direct or relay")
 }
 
 // dial connects to the named camera's recordings protocol.
@@ -43,11 +45,17 @@ func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Clien
 	if len(f.addrs) > 0 {
 		cam.Addrs = f.addrs
 	}
-	conn, err := viewer.DialALPN(cmd.Context(), id, cam, agent.QUICConfig(), playback.ALPN)
+	route := viewer.Route(f.via)
+	if route == "" {
+		route = viewer.RouteAuto
+	}
+	// Recordings go the way live video goes: direct when the camera
+	// answers there, otherwise through one of its relays.
+	link, err := viewer.DialLinkALPN(cmd.Context(), id, cam, agent.QUICConfig(), route, playback.ALPN, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	return playback.NewClient(conn), conn, nil
+	return playback.NewClient(link.Conn), link.Conn, nil
 }
 
 // parseWhen reads a time: RFC 3339 ("2025-03-01T12:00:00Z"), or a

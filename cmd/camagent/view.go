@@ -50,7 +50,7 @@ latency) go to stderr every second and as a summary at the end.`,
 	cmd.Flags().BoolVar(&resume, "resume", false, "reconnect (directly or through a relay) when the stream stops, keeping one output")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if from != "" {
-			return exportClip(cmd, recordingsFlags{stateDir: stateDir, addrs: addrs}, args[0], from, to, output)
+			return exportClip(cmd, recordingsFlags{stateDir: stateDir, addrs: addrs, via: via}, args[0], from, to, output)
 		}
 		id, cams, err := viewerSide(stateDir)
 		if err != nil {

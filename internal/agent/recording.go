@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/media"
@@ -22,6 +23,9 @@ type recording struct {
 	events  *motion.Log        // nil when motion is off
 	stills  chan chan<- []byte // snapshot requests, served by the capture loop
 	log     *slog.Logger
+	// stopPrune ends the pruning of events when nothing is recorded (the
+	// recorder prunes them otherwise); pruned is closed when it has.
+	stopPrune, pruned chan struct{}
 }
 
 // RecordingsDir and EventsDir are where the agent keeps recordings and
@@ -42,19 +46,39 @@ func newRecording(cfg config.Config, log *slog.Logger) (*recording, error) {
 	if sc.Mode == storage.ModeEvent && !cfg.Motion.Enabled {
 		return nil, errors.New("storage.mode event needs motion.enabled: true")
 	}
-	if sc.Mode != storage.ModeOff {
-		rec, err := storage.New(storage.Config{
-			Dir: RecordingsDir(cfg), Mode: sc.Mode,
-			SegmentDuration: sc.SegmentDuration, FragmentDuration: sc.FragmentDuration, Fsync: sc.Fsync,
-			MaxBytes: int64(sc.MaxMegabytes) << 20, MaxAge: sc.MaxAge, MinFree: int64(sc.MinFreeMegabytes) << 20,
-			PreRoll: sc.PreRoll, PostRoll: sc.PostRoll,
-			Logger: log.With("component", "storage"),
-		})
+	if cfg.Motion.Enabled {
+		// The event log first: the recorder keeps it under its bounds.
+		events, err := motion.OpenLog(EventsDir(cfg))
 		if err != nil {
+			return nil, err
+		}
+		r.events = events
+	}
+	bounds := storage.Config{
+		Mode:            sc.Mode,
+		SegmentDuration: sc.SegmentDuration, FragmentDuration: sc.FragmentDuration, Fsync: sc.Fsync,
+		MaxBytes: int64(sc.MaxMegabytes) << 20, MaxAge: sc.MaxAge, MinFree: int64(sc.MinFreeMegabytes) << 20,
+		PreRoll: sc.PreRoll, PostRoll: sc.PostRoll,
+		Logger: log.With("component", "storage"),
+	}
+	if r.events != nil {
+		bounds.Companion = r.events
+	}
+	if sc.Mode != storage.ModeOff {
+		bounds.Dir = RecordingsDir(cfg)
+		rec, err := storage.New(bounds)
+		if err != nil {
+			r.Close()
 			return nil, err
 		}
 		r.rec = rec
 		log.Info("recording", "mode", sc.Mode, "dir", RecordingsDir(cfg), "segments", len(rec.Segments()))
+	} else if r.events != nil {
+		// Motion without recording: the snapshots still must not fill the
+		// card, so the same bounds apply to them alone.
+		bounds.Dir = EventsDir(cfg)
+		r.stopPrune, r.pruned = make(chan struct{}), make(chan struct{})
+		go r.pruneEvents(bounds)
 	}
 	if cfg.Motion.Enabled {
 		if err := r.openMotion(cfg, log); err != nil {
@@ -63,6 +87,24 @@ func newRecording(cfg config.Config, log *slog.Logger) (*recording, error) {
 		}
 	}
 	return r, nil
+}
+
+// eventPruneInterval is how often events are pruned when nothing is
+// recorded.
+const eventPruneInterval = time.Minute
+
+func (r *recording) pruneEvents(bounds storage.Config) {
+	defer close(r.pruned)
+	t := time.NewTicker(eventPruneInterval)
+	defer t.Stop()
+	for {
+		storage.PruneCompanion(bounds, r.events)
+		select {
+		case <-r.stopPrune:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (r *recording) openMotion(cfg config.Config, log *slog.Logger) error {
@@ -82,13 +124,8 @@ func (r *recording) openMotion(cfg config.Config, log *slog.Logger) error {
 		}
 		det.Masks = append(det.Masks, rect)
 	}
-	events, err := motion.OpenLog(EventsDir(cfg))
-	if err != nil {
-		return err
-	}
-	r.events = events
 	mcfg := motion.MonitorConfig{Detector: det, Interval: mc.Interval, Cooldown: mc.Cooldown,
-		Log: events, Logger: log.With("component", "motion")}
+		Log: r.events, Logger: log.With("component", "motion")}
 	if r.rec != nil {
 		mcfg.OnMotion = r.rec.Trigger
 	}
@@ -159,11 +196,16 @@ func (r *recording) Close() {
 	if r.monitor != nil {
 		r.monitor.Close()
 	}
-	if r.events != nil {
-		r.events.Close()
+	if r.stopPrune != nil {
+		close(r.stopPrune)
+		<-r.pruned
 	}
+	// The recorder before the log: its retention prunes the log.
 	if r.rec != nil {
 		r.rec.Close()
+	}
+	if r.events != nil {
+		r.events.Close()
 	}
 }
 

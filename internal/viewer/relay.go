@@ -41,11 +41,19 @@ func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, 
 // DialLink is DialRoute returning the Link, on which StartTraversal moves a
 // relayed connection to a direct path when one opens.
 func DialLink(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*Link, error) {
+	return DialLinkALPN(ctx, id, cam, qconf, route, stream.ALPN, log)
+}
+
+// DialLinkALPN is DialLink for another of the camera's protocols, such as
+// recordings (camagent-rec/1). Nothing else differs: the relay forwards
+// UDP without looking at the ALPN, and the camera's one listener serves
+// every protocol whichever way the packets came.
+func DialLinkALPN(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, alpn string, log *slog.Logger) (*Link, error) {
 	log = logging.Discard(log)
 	var errs []error
 	if route != RouteRelay && len(cam.Addrs) > 0 {
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		conn, err := Dial(dctx, id, cam, qconf)
+		conn, err := DialALPN(dctx, id, cam, qconf, alpn)
 		cancel()
 		if err == nil {
 			return directLink(conn, log), nil
@@ -58,7 +66,7 @@ func DialLink(ctx context.Context, id *identity.Identity, cam identity.Camera, q
 	if len(cam.Relays) == 0 {
 		errs = append(errs, fmt.Errorf("camera %q has no relay", cam.Name))
 	}
-	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, stream.ALPN)
+	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, alpn)
 	for _, s := range cam.Relays {
 		r, err := tunnel.ParseRelayURL(s)
 		if err != nil {
