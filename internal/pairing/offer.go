@@ -24,8 +24,10 @@ type Offer struct {
 	Fingerprint string   // camera key fingerprint, canonical form
 	Code        string   // one-time code, display form
 	Addrs       []string // host:port candidates, tried in order
-	// Relays are relay URLs (relay=, repeatable) for cameras behind NAT.
-	// Parsed and carried now; Join will use them once relays exist.
+	// Relays are relay URLs (relay=, repeatable) for cameras behind NAT,
+	// each with the camera's locator secret (rv=): Join finds the camera
+	// through them when no address answers, and the viewer keeps them to
+	// find it again later (docs/relay.md).
 	Relays []string
 }
 
