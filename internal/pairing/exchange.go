@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/camagent/camagent/internal/dialrace"
@@ -229,13 +230,16 @@ func Join(ctx context.Context, offer Offer, id *identity.Identity, viewerName st
 }
 
 // joinAttempts are the ways to the camera, in order of preference: its
-// direct addresses raced together, then each relay.
+// addresses (direct, and public at its relays) raced together, then each
+// relay's lookup.
 func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.Conn], error) {
 	var attempts []dialrace.Attempt[*quic.Conn]
-	if len(offer.Addrs) > 0 {
+	// The relay addresses are dialled like direct ones: to the viewer
+	// they are just UDP addresses, and trying them costs nothing.
+	if addrs := slices.Concat(offer.Addrs, offer.RelayAddrs); len(addrs) > 0 {
 		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: "direct", Dial: func(ctx context.Context) (*quic.Conn, error) {
 			var direct []dialrace.Attempt[*quic.Conn]
-			for _, addr := range offer.Addrs {
+			for _, addr := range addrs {
 				direct = append(direct, dialrace.Attempt[*quic.Conn]{Name: addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
 					return dial(ctx, addr, offer.Fingerprint, id)
 				}})
