@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/camagent/camagent/internal/agent"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/p2p/tunnel"
@@ -33,7 +34,7 @@ once and expires after --ttl. Run it on the camera, next to the running agent.`,
 	flags := bindAgentFlags(cmd)
 	cmd.Flags().DurationVar(&ttl, "ttl", 10*time.Minute, "how long the code stays valid")
 	cmd.Flags().StringVar(&viewer, "viewer", "", "name to register the viewer under (default: the name it gives)")
-	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "address(es) viewers should dial, host:port (default: from listen and the interfaces)")
+	cmd.Flags().StringSliceVar(&addrs, "addr", nil, "address(es) viewers should dial, host:port (default: from listen and the interfaces, plus the camera's current public addresses at its relays)")
 	cmd.Flags().BoolVar(&uriOnly, "uri-only", false, "print only the pairing URI (for scripts)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.load()
@@ -51,16 +52,28 @@ once and expires after --ttl. Run it on the camera, next to the running agent.`,
 		if err != nil {
 			return err
 		}
+		// Explicit --addr values replace all the addresses offered;
+		// the relay URLs (to locate the camera) stay.
+		var relayAddrs []string
 		if len(addrs) == 0 {
 			if addrs, err = advertisedAddrs(cfg.Listen); err != nil {
 				return err
+			}
+			// Behind NAT the LAN addresses reach only LAN viewers; the
+			// public addresses the relays gave the running agent reach
+			// the rest without a lookup. A stale file costs nothing:
+			// join also finds the camera through the relays.
+			if len(cfg.Relay.URLs) > 0 {
+				if relayAddrs, err = agent.ReadPublicAddrs(cfg.StateDir); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+				}
 			}
 		}
 		issued, err := codes.Create(viewer, ttl)
 		if err != nil {
 			return err
 		}
-		offer := pairing.Offer{Name: cfg.Name, Fingerprint: id.Fingerprint, Code: issued.Code, Addrs: addrs}
+		offer := pairing.Offer{Name: cfg.Name, Fingerprint: id.Fingerprint, Code: issued.Code, Addrs: addrs, RelayAddrs: relayAddrs}
 		if offer.Relays, err = tunnel.OfferURLs(cfg.Relay.URLs, id); err != nil {
 			return err
 		}

@@ -62,13 +62,29 @@ func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, log *
 		mux.Close()
 		return nil, nil, fmt.Errorf("NAT traversal: %w", err)
 	}
+	pub, err := newPublicAddrs(cfg.StateDir)
+	if err != nil {
+		nat.close()
+		ln.Close()
+		tr.Close()
+		mux.Close()
+		return nil, nil, fmt.Errorf("relay state: %w", err)
+	}
+	plog := log.With("component", "relay")
 	// Registrations leave from the listener's own transport, so the
 	// address each relay observes is the NAT mapping of the socket viewers
 	// are punched toward (docs/nat-traversal.md §6).
 	keeper := tunnel.NewKeeper(tunnel.KeeperConfig{
 		Relays: relays, Identity: id, Token: cfg.Relay.Token, Mux: mux, Transport: tr,
-		OnChange: nat.relayChanged,
-		Logger:   log.With("component", "relay"),
+		OnChange: func(relay string, c *tunnel.Conn) {
+			nat.relayChanged(relay, c)
+			if err := pub.relayChanged(relay, c); err != nil {
+				// Only `camagent pair` reads it, and viewers find the
+				// camera through the relay without it.
+				plog.Warn("public address not saved", "file", PublicFile, "err", err)
+			}
+		},
+		Logger: plog,
 	})
 	return ln, &relayState{tr: tr, mux: mux, keeper: keeper, nat: nat}, nil
 }

@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
+	"github.com/camagent/camagent/internal/dialrace"
 	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/quic-go/quic-go"
 )
 
@@ -183,38 +186,98 @@ func closeReason(err error) string {
 	return wireName(err)
 }
 
-// Join runs the viewer's side: it dials the offer's addresses in turn,
-// accepting only the camera whose key matches offer.Fingerprint, presents
-// id's certificate (the key the camera will register), sends the code and
-// on success saves the camera in cameras. viewerName may be "" if the code
-// names the viewer.
+// relayHeadStart is how long the offer's direct addresses have to
+// themselves before Join also looks the camera up through its relays: on a
+// LAN the direct address answers within milliseconds; behind NAT it never
+// answers, and waiting for its timeout would only delay pairing.
+const relayHeadStart = 300 * time.Millisecond
+
+// Join runs the viewer's side: it dials the offer's addresses (all at
+// once) and, after a short head start or as soon as they fail, the camera
+// through each of the offer's relays (the relay says where the camera's
+// registration is, and the same QUIC + TLS goes to that public address; the
+// camera serves the pairing ALPN there as on its own port). It accepts only
+// the camera whose key matches offer.Fingerprint, presents id's
+// certificate (the key the camera will register), sends the code on the
+// first connection that completes its handshake and on success saves the
+// camera in cameras. viewerName may be "" if the code names the viewer.
 func Join(ctx context.Context, offer Offer, id *identity.Identity, viewerName string, cameras *identity.CameraStore) (identity.Camera, error) {
 	if viewerName != "" {
 		if err := identity.CheckName(viewerName); err != nil {
 			return identity.Camera{}, err
 		}
 	}
-	if len(offer.Addrs) == 0 {
-		return identity.Camera{}, fmt.Errorf("pairing: offer has no direct address (relays are not supported yet)")
+	attempts, err := joinAttempts(offer, id)
+	if err != nil {
+		return identity.Camera{}, err
+	}
+	conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
+		HeadStart: relayHeadStart,
+		Discard:   func(c *quic.Conn) { c.CloseWithError(CloseOK, "") },
+	}, attempts)
+	if err != nil {
+		// Another address may have reached the real camera (a stale LAN
+		// address, or a different device answering there): all failed.
+		return identity.Camera{}, fmt.Errorf("pairing: the camera was not reached: %w", err)
 	}
 	req := request{V: requestVersion, Code: offer.Code, Name: viewerName}
-	var failures []error
-	for _, addr := range offer.Addrs {
-		conn, err := dial(ctx, addr, offer.Fingerprint, id)
+	r, err := exchange(ctx, conn, req)
+	conn.CloseWithError(CloseOK, "")
+	if err != nil {
+		return identity.Camera{}, err
+	}
+	return saveCamera(offer, r, cameras)
+}
+
+// joinAttempts are the ways to the camera, in order of preference: its
+// addresses (direct, and public at its relays) raced together, then each
+// relay's lookup.
+func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.Conn], error) {
+	var attempts []dialrace.Attempt[*quic.Conn]
+	// The relay addresses are dialled like direct ones: to the viewer
+	// they are just UDP addresses, and trying them costs nothing.
+	if addrs := slices.Concat(offer.Addrs, offer.RelayAddrs); len(addrs) > 0 {
+		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: "direct", Dial: func(ctx context.Context) (*quic.Conn, error) {
+			var direct []dialrace.Attempt[*quic.Conn]
+			for _, addr := range addrs {
+				direct = append(direct, dialrace.Attempt[*quic.Conn]{Name: addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
+					return dial(ctx, addr, offer.Fingerprint, id)
+				}})
+			}
+			conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
+				Discard: func(c *quic.Conn) { c.CloseWithError(CloseOK, "") },
+			}, direct)
+			return conn, err
+		}})
+	}
+	var bad []error
+	for _, s := range offer.Relays {
+		r, err := tunnel.ParseRelayURL(s)
+		if err == nil && r.Secret == nil {
+			err = fmt.Errorf("relay %s: no camera locator (rv=)", r.Addr)
+		}
 		if err != nil {
-			// Another address may reach the real camera (a stale LAN
-			// address, or a different device answering there).
-			failures = append(failures, fmt.Errorf("%s: %w", addr, err))
+			bad = append(bad, err)
 			continue
 		}
-		r, err := exchange(ctx, conn, req)
-		conn.CloseWithError(CloseOK, "")
-		if err != nil {
-			return identity.Camera{}, err
-		}
-		return saveCamera(offer, r, cameras)
+		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: "relay " + r.Addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
+			lctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			pub, err := tunnel.Locate(lctx, r, id)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			conn, err := dial(ctx, pub.String(), offer.Fingerprint, id)
+			if err != nil {
+				return nil, fmt.Errorf("camera at %s: %w", pub, err)
+			}
+			return conn, nil
+		}})
 	}
-	return identity.Camera{}, fmt.Errorf("pairing: no address reached the camera: %w", errors.Join(failures...))
+	if len(attempts) == 0 {
+		return nil, fmt.Errorf("pairing: offer has no usable address or relay: %w", errors.Join(bad...))
+	}
+	return attempts, nil
 }
 
 func dial(ctx context.Context, addr, fingerprint string, id *identity.Identity) (*quic.Conn, error) {

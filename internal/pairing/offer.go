@@ -24,9 +24,17 @@ type Offer struct {
 	Fingerprint string   // camera key fingerprint, canonical form
 	Code        string   // one-time code, display form
 	Addrs       []string // host:port candidates, tried in order
-	// Relays are relay URLs (relay=, repeatable) for cameras behind NAT.
-	// Parsed and carried now; Join will use them once relays exist.
+	// Relays are relay URLs (relay=, repeatable) for cameras behind NAT,
+	// each with the camera's locator secret (rv=): Join finds the camera
+	// through them when no address answers, and the viewer keeps them to
+	// find it again later (docs/relay.md).
 	Relays []string
+	// RelayAddrs (raddr=, repeatable) are the camera's public addresses
+	// at its relays when the offer was made. Join dials them with Addrs,
+	// saving a relay lookup, but does not save them: they change whenever
+	// the camera or a relay restarts, and a viewer that dialled one later
+	// would take a relayed path for a direct one (no NAT traversal).
+	RelayAddrs []string
 }
 
 // OfferVersion is the v= parameter this package writes and accepts.
@@ -48,7 +56,7 @@ func badOffer(format string, args ...any) error {
 }
 
 // ParseOffer parses camagent://pair?v=1&name=..&fp=..&code=..&addr=..
-// [&addr=..][&relay=..]. Unknown parameters are ignored so that later
+// [&addr=..][&relay=..][&raddr=..]. Unknown parameters are ignored so that later
 // versions can add some; an unknown v is refused.
 func ParseOffer(s string) (Offer, error) {
 	s = strings.TrimSpace(s)
@@ -91,7 +99,13 @@ func offerFromQuery(q url.Values) (Offer, error) {
 	if o.Relays, err = parseRelays(q["relay"]); err != nil {
 		return Offer{}, err
 	}
-	if len(o.Addrs) == 0 && len(o.Relays) == 0 {
+	if len(q["raddr"]) > maxRelays {
+		return Offer{}, badOffer("more than %d raddrs", maxRelays)
+	}
+	if o.RelayAddrs, err = parseAddrs(q["raddr"]); err != nil {
+		return Offer{}, err
+	}
+	if len(o.Addrs) == 0 && len(o.Relays) == 0 && len(o.RelayAddrs) == 0 {
 		return Offer{}, badOffer("no addr or relay")
 	}
 	return o, nil
@@ -165,6 +179,9 @@ func (o Offer) String() string {
 	}
 	for _, r := range o.Relays {
 		param("relay", r)
+	}
+	for _, a := range o.RelayAddrs {
+		param("raddr", a)
 	}
 	return b.String()
 }

@@ -27,6 +27,8 @@ func TestOfferRoundTrip(t *testing.T) {
 		sampleOffer(),
 		{Name: "über-cam & co", Fingerprint: testFP, Code: testCode, Addrs: []string{"10.0.0.1:1"},
 			Relays: []string{"https://relay.example/r?a=1&b=2"}},
+		{Name: "porch", Fingerprint: testFP, Code: testCode, Relays: []string{"https://203.0.113.1:4443/?fp=x&rv=y"},
+			RelayAddrs: []string{"203.0.113.1:40000", "[2001:db8::2]:1"}},
 	} {
 		s := o.String()
 		got, err := ParseOffer(s)
@@ -78,6 +80,8 @@ func TestParseOfferRejects(t *testing.T) {
 		"addr bad host":  strings.Replace(base, "cam.local:4433", "cam%2Flocal:4433", 1),
 		"addr big port":  strings.Replace(base, "cam.local:4433", "cam.local:70000", 1),
 		"relay space":    base + "&relay=a+b",
+		"bad raddr":      base + "&raddr=1.2.3.4",
+		"too many raddr": base + strings.Repeat("&raddr=1.2.3.4:5", maxRelays+1),
 		"too long":       base + "&x=" + strings.Repeat("a", maxOfferLen),
 		"too many addrs": base + strings.Repeat("&addr=1.2.3.4:5", maxAddrs),
 		"bad query":      base + "&%zz",
@@ -112,6 +116,7 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add(sampleOffer().String())
 	f.Add("camagent://pair?v=1&name=x&fp=" + testFP + "&code=" + testCode + "&relay=https://r.example")
 	f.Add("camagent://pair?v=1&name=%ff&addr=[::1]:1")
+	f.Add("camagent://pair?v=1&name=x&fp=" + testFP + "&code=" + testCode + "&raddr=203.0.113.1:40000")
 	f.Add("camagent:pair")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, s string) {

@@ -5,13 +5,13 @@ package viewer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/camagent/camagent/internal/dialrace"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/stream"
 )
@@ -27,18 +27,25 @@ func DialALPN(ctx context.Context, id *identity.Identity, cam identity.Camera, q
 	if len(cam.Addrs) == 0 {
 		return nil, fmt.Errorf("camera %q has no known address", cam.Name)
 	}
+	// Every known address at once: a LAN address that is stale or a
+	// public one that the camera's NAT drops costs nothing while another
+	// answers.
 	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, alpn)
-	var errs []error
+	var attempts []dialrace.Attempt[*quic.Conn]
 	for _, addr := range cam.Addrs {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := quic.DialAddr(dctx, addr, tlsConf, qconf)
-		cancel()
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return quic.DialAddr(ctx, addr, tlsConf, qconf)
+		}})
 	}
-	return nil, fmt.Errorf("camera %q unreachable: %w", cam.Name, errors.Join(errs...))
+	conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
+		Discard: func(c *quic.Conn) { c.CloseWithError(0, "another address won") },
+	}, attempts)
+	if err != nil {
+		return nil, fmt.Errorf("camera %q unreachable: %w", cam.Name, err)
+	}
+	return conn, nil
 }
 
 // Options control one viewing session.

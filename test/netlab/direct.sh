@@ -127,11 +127,15 @@ done
 echo "camera registered at $public; the relay sees its QUIC socket at $observed" >&2
 case "$observed" in 203.0.113.2:*) ;; *) echo "netlab-direct: relay observed $observed, not the home NAT" >&2; exit 1 ;; esac
 
-uri=$(nsx $cam "$bin" pair "${cam_flags[@]}" --addr "$public" --uri-only)
+# The default offer: the camera's LAN address, its public address at the
+# relay (raddr, from the agent's public.json) and the relay URL with the
+# camera's locator secret; join finds the camera from it alone.
+uri=$(nsx $cam "$bin" pair "${cam_flags[@]}" --uri-only)
+grep -qF "raddr=$public" <<<"$uri" || { echo "netlab-direct: offer lacks the public address $public: $uri" >&2; exit 1; }
 nsx $phone "$bin" join "$uri" --state-dir "$work/phone-state" --as phone >&2
 
-# --via relay: the offer's only address is the relay's anyway; the viewer
-# starts there and must find the direct path itself.
+# --via relay: the camera's LAN address is no use from the carrier NAT;
+# the viewer starts on the relay and must find the direct path itself.
 ip netns exec $phone "$bin" view porch --state-dir "$work/phone-state" --via relay -q --log-level debug \
 	-o "$out" --duration 10s --summary "$work/summary.json" 2>"$work/view.log" &
 view_pid=$!
