@@ -323,8 +323,10 @@ func natRules(k Kind, forward string) string {
 	}
 	var pre, accept string
 	if k == FullCone {
+		// Every UDP port, to the host's same port: the viewer's socket has
+		// an ephemeral port (viewer.DialLink), which masquerade preserves.
 		ap := netip.MustParseAddrPort(forward)
-		pre = fmt.Sprintf("chain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\tiifname \"eth0\" udp dport %d dnat to %s\n\t}", ap.Port(), ap)
+		pre = fmt.Sprintf("chain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\tiifname \"eth0\" meta l4proto udp dnat to %s\n\t}", ap.Addr())
 		accept = `iifname "eth0" ct status dnat accept`
 	}
 	return fmt.Sprintf(`table ip nat {
