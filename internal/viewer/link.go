@@ -118,7 +118,7 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	own := candidate.NewSet()
 	// Loopback host candidates only in a loopback test, where the relay
 	// is on loopback too.
-	hosts, _, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: l.relay.Addr().IsLoopback()})
+	hosts, prefixes, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: l.relay.Addr().IsLoopback()})
 	if err != nil {
 		return err
 	}
@@ -130,6 +130,10 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	cl, err := traversal.NewClient(traversal.ClientConfig{
 		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
 		Candidates: own, Learner: discovery.NewLearner(own, "camera"),
+		// A camera candidate on the viewer's own LAN is probed first: a
+		// same-LAN viewer need not wait for the hairpin through the
+		// router (often unsupported) to time out.
+		LocalPrefixes: prefixes,
 		OnEvent: func(e traversal.Event) {
 			l.record(e)
 			if onEvent != nil {
