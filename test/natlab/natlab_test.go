@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 // TestNATMatrix runs every camera/viewer NAT pair in a fresh lab and
 // writes out/nat-matrix.json and docs/nat-matrix.md (make netlab-matrix).
 // It needs root, ip and nft; NATLAB_PAIRS=cam/viewer,... runs a subset
-// (and then writes nothing).
+// (and then writes nothing), NATLAB_DEBUG=1 logs the agent, viewer and
+// relay, NATLAB_TRACE=1 every datagram the relay forwards, every path
+// event and the byte counters every 100 ms.
 func TestNATMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the NAT matrix takes minutes: make netlab-matrix")
@@ -78,8 +80,8 @@ func TestNATMatrix(t *testing.T) {
 		t.Run(strings.NewReplacer(" / ", "-", " ", "-").Replace(p.String()), func(t *testing.T) {
 			r := RunPair(ctx, p, hold)
 			results = append(results, r)
-			t.Logf("%s: %s ttd=%.0fms relay-share=%.2f%% lost-at-switch=%d lost=%d frames=%d max-gap=%.0fms rounds=%d probes=%d events=%v",
-				p, r.Path, r.TimeToDirectMS, r.RelayShareAfterSwitchPct, r.FramesLostAtSwitch, r.FramesLost, r.Frames,
+			t.Logf("%s: %s ttd=%.0fms relay-share=%.2f%% lost-at-switch=%d lost=%d skipped=%d frames=%d max-gap=%.0fms rounds=%d probes=%d events=%v",
+				p, r.Path, r.TimeToDirectMS, r.RelayShareAfterSwitchPct, r.FramesLostAtSwitch, r.FramesLost, r.FramesSkippedBySource, r.Frames,
 				r.MaxGapMS, r.Rounds, r.Probes, r.Events)
 			for _, f := range r.Failures {
 				t.Error(f)

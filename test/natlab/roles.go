@@ -116,6 +116,78 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 	return cam, nil
 }
 
+// Reference is a second viewer inside the camera's namespace, on
+// loopback straight to the agent: the frames the camera actually
+// published. A frame missing there was skipped by the source (the test
+// source drops slots it is late for on a busy CPU), not lost on the way.
+type Reference struct {
+	client *stream.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	seen map[int]bool
+	err  error
+}
+
+// StartReference connects vid to the agent over loopback in ns.
+func (cam *Camera) StartReference(ctx context.Context, ns string, vid *identity.Identity) (*Reference, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Reference{cancel: cancel, done: make(chan struct{}), seen: map[int]bool{}}
+	local := cam.Offer
+	local.Addrs, local.Relays = []string{fmt.Sprintf("127.0.0.1:%d", CameraPort)}, nil
+	err := InNamespace(ns, func() error {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer dcancel()
+		conn, err := viewer.Dial(dctx, vid, local, agent.QUICConfig())
+		if err != nil {
+			return err
+		}
+		r.client, err = stream.NewClient(dctx, conn, "natlab-reference")
+		if err != nil {
+			conn.CloseWithError(0, "")
+		}
+		return err
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("reference viewer: %w", err)
+	}
+	go func() {
+		defer close(r.done)
+		for {
+			f, err := r.client.ReadFrame(ctx)
+			r.mu.Lock()
+			if err != nil {
+				r.err = err
+				r.mu.Unlock()
+				return
+			}
+			r.seen[frameNumber(f.PTS)] = true
+			r.mu.Unlock()
+		}
+	}()
+	return r, nil
+}
+
+// Published reports whether the camera published frame n.
+func (r *Reference) Published(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[n]
+}
+
+// Close ends the reference viewer.
+func (r *Reference) Close() {
+	r.cancel()
+	r.client.Close()
+	<-r.done
+}
+
+// frameNumber is the source's slot of a frame: the source stamps frames
+// with their due time.
+func frameNumber(pts time.Duration) int { return int((pts + frameInterval/2) / frameInterval) }
+
 // registered is closed at the agent's first registration with a relay.
 func registered(a *agent.Agent) <-chan struct{} {
 	c := make(chan struct{})
@@ -262,9 +334,7 @@ func (v *Viewer) readFrames(ctx context.Context) {
 			return
 		}
 		v.mu.Lock()
-		// The source stamps frames with their due times: the number of
-		// the slot is the frame's number.
-		v.frames = append(v.frames, FrameRecord{N: int((f.PTS + frameInterval/2) / frameInterval), At: f.Received})
+		v.frames = append(v.frames, FrameRecord{N: frameNumber(f.PTS), At: f.Received})
 		v.mu.Unlock()
 	}
 }
