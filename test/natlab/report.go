@@ -115,7 +115,8 @@ const notes = `
   internet side is eth0:
   - **public**: the host is on the internet itself, no NAT, no firewall.
   - **full-cone**: endpoint-independent mapping and filtering: masquerade
-    plus a dnat rule forwarding the host's (preserved) UDP port.
+    plus a dnat rule forwarding every UDP port to the host (the same port:
+    the host's socket's, which masquerade preserves).
   - **port-restricted**: endpoint-independent mapping, address-and-port
     dependent filtering: Linux masquerade plus a stateful firewall that
     drops unsolicited inbound packets (a home router).
@@ -150,13 +151,15 @@ const notes = `
 - **relay share after switch**: bytes the relay forwarded from the camera
   (its own counter) over bytes the viewer's socket received in the same
   time. *steady*: from 0.5 s after the switch to the end, the issue's
-  target (<= 1%). *all*: from the switch itself, which also counts one
-  padded PATH_CHALLENGE/PATH_RESPONSE exchange (1200 bytes each way) that
-  the viewer's traversal client runs on the relay path right after the
-  switch so that a fallback is instant (and again every 15 s,
-  DefaultRelayRefresh): against the test source's ~140 kbit/s over the
-  6.9 s after the switch that exchange alone is about 1%, which is why
-  the target is checked on the steady share (all is bounded at 5%).
+  target (<= 1%). *all*: from the switch itself, which also counts the
+  validation of the relay path that the viewer's traversal client keeps
+  ready for an instant fallback (p2p/traversal refreshRelay, at connect
+  and every 15 s): padded PATH_CHALLENGE/PATH_RESPONSE packets of 1200
+  bytes, whose answers from the camera (one or two) arrive in the first
+  few hundred milliseconds after the switch. Against the test source's
+  ~140 kbit/s over the 6.9 s after the switch each is about 1%, no media
+  byte among them, which is why the target is checked on the steady
+  share (all is bounded at 5%).
 - **frames lost at switch**: numbered frames missing among those that
   arrived from 0.5 s before to 1 s after the switch.
 - **frames (lost, skipped by source)**: frames the viewer read; frames
