@@ -102,7 +102,8 @@ qemu-systemd-test: build build-arm64
 
 ## netlab-matrix: (root) every camera/viewer NAT pair (public, full-cone,
 ## port-restricted, symmetric, CGNAT, hairpin) in a lab of network namespaces
-## with nftables NAT, streaming through a relay and going direct where possible;
+## with nftables NAT: the MASQUE relay, the agent and the viewer themselves,
+## streaming through the relay and going direct where possible;
 ## writes out/nat-matrix.json and docs/nat-matrix.md, summary line last (~3 min)
 netlab-matrix:
 	@[ "$$(id -u)" -eq 0 ] || { echo "netlab-matrix needs root (network namespaces, nftables)" >&2; exit 1; }

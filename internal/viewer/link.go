@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -36,6 +37,9 @@ type Link struct {
 
 	connected time.Time
 
+	// heard is the traversal client, for the punches the socket receives.
+	heard atomic.Pointer[traversal.Client]
+
 	mu        sync.Mutex
 	trav      *traversal.Client
 	path      string // "direct" or "relay"
@@ -61,7 +65,12 @@ func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, q
 	if err != nil {
 		return nil, err
 	}
-	sock := pathmux.New(udp, nil) // punch and echo packets only refresh LastHeard
+	// Punches from the camera reach the traversal client: one from a port
+	// the camera never advertised is how a symmetric NAT's mapping toward
+	// this viewer is learned (peer-reflexive). Keepalive echoes only
+	// refresh LastHeard.
+	l := &Link{log: log, relay: pub, path: "relay"}
+	sock := pathmux.New(udp, l.heardNonQUIC)
 	route, err := sock.Route(pub, pub)
 	if err != nil {
 		sock.Close()
@@ -74,7 +83,7 @@ func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, q
 		sock.Close()
 		return nil, err
 	}
-	l := &Link{Conn: conn, log: log, relay: pub, sock: sock, tr: tr, relayRoute: route, path: "relay", connected: time.Now()}
+	l.Conn, l.sock, l.tr, l.relayRoute, l.connected = conn, sock, tr, route, time.Now()
 	go func() {
 		// The transports live as long as the connection: closing one
 		// earlier would close the connection (pathmux package comment).
@@ -109,7 +118,7 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	own := candidate.NewSet()
 	// Loopback host candidates only in a loopback test, where the relay
 	// is on loopback too.
-	hosts, _, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: l.relay.Addr().IsLoopback()})
+	hosts, prefixes, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: l.relay.Addr().IsLoopback()})
 	if err != nil {
 		return err
 	}
@@ -121,6 +130,10 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	cl, err := traversal.NewClient(traversal.ClientConfig{
 		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
 		Candidates: own, Learner: discovery.NewLearner(own, "camera"),
+		// A camera candidate on the viewer's own LAN is probed first: a
+		// same-LAN viewer need not wait for the hairpin through the
+		// router (often unsupported) to time out.
+		LocalPrefixes: prefixes,
 		OnEvent: func(e traversal.Event) {
 			l.record(e)
 			if onEvent != nil {
@@ -135,10 +148,19 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	l.mu.Lock()
 	l.trav = cl
 	l.mu.Unlock()
+	l.heard.Store(cl)
 	if l.Conn.Context().Err() != nil {
 		cl.Close() // the cleanup goroutine may have missed it
 	}
 	return nil
+}
+
+// heardNonQUIC is the socket's handler of non-QUIC packets; it runs on the
+// read loop and never blocks.
+func (l *Link) heardNonQUIC(b []byte, from netip.AddrPort) {
+	if cl := l.heard.Load(); cl != nil {
+		cl.HeardPacket(b, from)
+	}
 }
 
 func (l *Link) record(e traversal.Event) {
@@ -226,4 +248,16 @@ func (p *Paths) Stats() PathStats {
 		out.Fallbacks += s.Fallbacks
 	}
 	return out
+}
+
+// TraversalStats are the NAT traversal client's counters (rounds, probes,
+// switches); ok is false before StartTraversal and on a direct connection.
+func (l *Link) TraversalStats() (st traversal.ClientStats, ok bool) {
+	l.mu.Lock()
+	trav := l.trav
+	l.mu.Unlock()
+	if trav == nil {
+		return st, false
+	}
+	return trav.Stats(), true
 }

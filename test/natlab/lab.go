@@ -30,7 +30,7 @@ const (
 	// Public: the host has a public address, no NAT, no firewall.
 	Public Kind = "public"
 	// FullCone: endpoint-independent mapping and filtering; a Linux
-	// masquerade plus a dnat rule for the host's (preserved) port.
+	// masquerade plus a dnat rule forwarding every UDP port to the host.
 	FullCone Kind = "full-cone"
 	// PortRestricted: endpoint-independent mapping, address-and-port
 	// dependent filtering; Linux masquerade behind a stateful firewall,
@@ -73,11 +73,11 @@ var (
 	RelayAddr = netip.MustParseAddr("192.0.2.1")
 )
 
-// CameraPort and ViewerPort are the ports the roles bind: fixed so a
-// full-cone router can forward its mapped port to the host.
+// CameraPort is the agent's listening port (its default); the viewer's
+// socket has an ephemeral port, as in the product. RelayPort is the
+// relay's.
 const (
 	CameraPort = 4433
-	ViewerPort = 50000
 	RelayPort  = 443
 )
 
@@ -88,12 +88,11 @@ type side struct {
 	public string // /24 on the internet: .1 is wan, .2 the side's outermost box
 	cgn    string // /24 between carrier NAT and home router
 	lan    string // the home LAN: .1 router, .2 host (.3 a second host)
-	port   uint16
 }
 
 var (
-	cameraSide = side{name: "cam", wanIf: "tocam", public: "203.0.113", cgn: "100.64.0", lan: "192.168.1", port: CameraPort}
-	viewerSide = side{name: "view", wanIf: "toview", public: "198.51.100", cgn: "100.64.1", lan: "10.0.0", port: ViewerPort}
+	cameraSide = side{name: "cam", wanIf: "tocam", public: "203.0.113", cgn: "100.64.0", lan: "192.168.1"}
+	viewerSide = side{name: "view", wanIf: "toview", public: "198.51.100", cgn: "100.64.1", lan: "10.0.0"}
 )
 
 // Lab is one topology: a wan namespace with the relay, and the camera's
@@ -231,7 +230,7 @@ func (l *Lab) buildSide(s side, k Kind) (string, error) {
 	if err := defaultRoute(host, s.lan+".1"); err != nil {
 		return "", err
 	}
-	return host, l.nat(router, natRules(k, fmt.Sprintf("%s.2:%d", s.lan, s.port)))
+	return host, l.nat(router, natRules(k, s.lan+".2"))
 }
 
 // router links ns to wan on public.2 with a default route; if rules is
@@ -308,8 +307,9 @@ func (l *Lab) hairpin() error {
 }
 
 // natRules is the nftables ruleset of a router whose internet side is
-// eth0. forward is the host:port a full-cone router forwards its mapped
-// port to.
+// eth0. forward is the host a full-cone router forwards every inbound
+// UDP port to (the same port: the host's socket's port, which masquerade
+// preserves).
 //
 // The firewall drops unsolicited inbound packets, as home routers do. It
 // also matters for punching (../shared/research/netlab.md): without it a
@@ -323,8 +323,7 @@ func natRules(k Kind, forward string) string {
 	}
 	var pre, accept string
 	if k == FullCone {
-		ap := netip.MustParseAddrPort(forward)
-		pre = fmt.Sprintf("chain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\tiifname \"eth0\" udp dport %d dnat to %s\n\t}", ap.Port(), ap)
+		pre = fmt.Sprintf("chain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\tiifname \"eth0\" meta l4proto udp dnat to %s\n\t}", forward)
 		accept = `iifname "eth0" ct status dnat accept`
 	}
 	return fmt.Sprintf(`table ip nat {

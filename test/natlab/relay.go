@@ -3,133 +3,184 @@
 package natlab
 
 import (
-	"bytes"
-	"context"
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
+	"time"
+
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/p2p/relay"
+	"github.com/camagent/camagent/p2p/tunnel"
 )
 
-// Relay is the role that carries a viewer's QUIC packets to the camera
-// while no direct path exists. The harness needs from it only what a real
-// relay also knows: where it listens, the public addresses it observes
-// for the camera (what MASQUE's Proxy-Public-Address reports) and for the
-// viewer, and how many media bytes it carried to the viewer. Forwarder is
-// the UDP stand-in; the MASQUE relay will be another implementation.
-type Relay interface {
-	// Addr is where viewers dial and the camera registers.
-	Addr() netip.AddrPort
-	// CameraAddr waits for the camera's registration and returns the
-	// address its packets came from: its server-reflexive address.
-	CameraAddr(ctx context.Context) (netip.AddrPort, error)
-	// ViewerAddr is the address the viewer's packets come from, once one
-	// arrived.
-	ViewerAddr() (netip.AddrPort, bool)
-	// ToViewerBytes counts UDP payload bytes carried to the viewer.
-	ToViewerBytes() uint64
-	Close() error
+// relayChildEnv marks the test binary re-executed as the relay (TestMain
+// calls RelayChild when it is set).
+const relayChildEnv = "NATLAB_RELAY_CHILD"
+
+// Relay is camagent's MASQUE relay (p2p/relay, the code `camagent relay`
+// runs) in the lab's wan namespace, in a process of its own: the relay
+// opens a UDP socket for every registration (connect-udp-listen) from
+// whatever goroutine serves the request, and only a process that lives
+// entirely in the wan namespace opens them there. The process is this test
+// binary re-executed (RelayChild); the parent reads the relay's own byte
+// counters over a pipe.
+type Relay struct {
+	// URL is what cameras register with (relay.urls) and viewers locate
+	// cameras at (with the camera's locator added).
+	URL   tunnel.RelayURL
+	Token string
+
+	cmd *exec.Cmd
+	in  io.WriteCloser
+
+	mu  sync.Mutex // one query at a time
+	out *bufio.Reader
 }
 
-// RegisterPacket is what the camera sends to the Forwarder from its QUIC
-// socket, once a second: it opens and holds the camera's NAT mapping
-// toward the relay (the role the camera's tunnel plays with MASQUE) and
-// tells the Forwarder where the camera is. The first byte has the QUIC
-// fixed bit clear, like the traversal packets.
-var RegisterPacket = []byte{0, 'r', 'e', 'g'}
-
-// Forwarder is a Relay that forwards UDP datagrams between one viewer and
-// the registered camera, from its own address, like a TURN server.
-type Forwarder struct {
-	conn       *net.UDPConn
-	registered chan struct{}
-	once       sync.Once
-
-	mu     sync.Mutex
-	camera netip.AddrPort
-	viewer netip.AddrPort
-
-	toViewer atomic.Uint64
-	done     chan struct{}
+// RelayCounters are the relay's own byte counters (p2p/relay Metrics).
+type RelayCounters struct {
+	// FromCamera: UDP payload bytes the relay forwarded from registrations
+	// to viewers; ToCamera the other way.
+	FromCamera, ToCamera uint64
 }
 
-// StartForwarder listens on RelayAddr:RelayPort in namespace ns.
-func StartForwarder(ns string) (*Forwarder, error) {
-	var conn *net.UDPConn
-	err := InNamespace(ns, func() (err error) {
-		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(RelayAddr, RelayPort)))
-		return err
-	})
+// StartRelay starts the relay on RelayAddr:RelayPort in namespace ns, with
+// registration sockets on RelayAddr (its Proxy-Public-Address).
+func StartRelay(ns string) (*Relay, error) {
+	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	f := &Forwarder{conn: conn, registered: make(chan struct{}), done: make(chan struct{})}
-	go f.run()
-	return f, nil
-}
-
-func (f *Forwarder) run() {
-	defer close(f.done)
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := f.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if bytes.Equal(buf[:n], RegisterPacket) {
-			f.mu.Lock()
-			f.camera = from // a NAT rebinding moves it
-			f.mu.Unlock()
-			f.once.Do(func() { close(f.registered) })
-			continue
-		}
-		f.mu.Lock()
-		camera, viewer := f.camera, f.viewer
-		if from != camera {
-			f.viewer, viewer = from, from
-		}
-		f.mu.Unlock()
-		switch {
-		case from == camera && viewer.IsValid():
-			if m, err := f.conn.WriteToUDPAddrPort(buf[:n], viewer); err == nil {
-				f.toViewer.Add(uint64(m))
-			}
-		case from != camera && camera.IsValid():
-			f.conn.WriteToUDPAddrPort(buf[:n], camera)
-		}
+	token := fmt.Sprintf("natlab-%d", time.Now().UnixNano())
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), relayChildEnv+"=1", "NATLAB_RELAY_TOKEN="+token)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
 	}
-}
-
-// Addr implements Relay.
-func (f *Forwarder) Addr() netip.AddrPort { return netip.AddrPortFrom(RelayAddr, RelayPort) }
-
-// CameraAddr implements Relay.
-func (f *Forwarder) CameraAddr(ctx context.Context) (netip.AddrPort, error) {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &Relay{Token: token, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	ready := make(chan error, 1)
+	go func() {
+		line, err := r.out.ReadString('\n')
+		fp, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+		if err == nil && !ok {
+			err = fmt.Errorf("relay said %q", line)
+		}
+		r.URL = tunnel.RelayURL{Addr: netip.AddrPortFrom(RelayAddr, RelayPort).String(), Fingerprint: fp}
+		ready <- err
+	}()
 	select {
-	case <-f.registered:
-	case <-ctx.Done():
-		return netip.AddrPort{}, errors.New("camera never registered with the relay")
+	case err = <-ready:
+	case <-time.After(10 * time.Second):
+		err = errors.New("relay not ready after 10 s")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.camera, nil
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	return r, nil
 }
 
-// ViewerAddr implements Relay.
-func (f *Forwarder) ViewerAddr() (netip.AddrPort, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.viewer, f.viewer.IsValid()
+// Counters asks the relay for its byte counters (a pipe round trip, well
+// under a millisecond).
+func (r *Relay) Counters() (RelayCounters, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := io.WriteString(r.in, "?\n"); err != nil {
+		return RelayCounters{}, err
+	}
+	line, err := r.out.ReadString('\n')
+	if err != nil {
+		return RelayCounters{}, err
+	}
+	var c RelayCounters
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return c, fmt.Errorf("relay counters %q", line)
+	}
+	c.FromCamera, _ = strconv.ParseUint(f[0], 10, 64)
+	c.ToCamera, _ = strconv.ParseUint(f[1], 10, 64)
+	return c, nil
 }
 
-// ToViewerBytes implements Relay.
-func (f *Forwarder) ToViewerBytes() uint64 { return f.toViewer.Load() }
+// FromCamera is Counters().FromCamera, 0 if the relay cannot be asked.
+func (r *Relay) FromCamera() uint64 {
+	c, _ := r.Counters()
+	return c.FromCamera
+}
 
-// Close implements Relay.
-func (f *Forwarder) Close() error {
-	err := f.conn.Close()
-	<-f.done
-	return err
+// Close ends the relay process (it exits when its stdin closes).
+func (r *Relay) Close() error {
+	r.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- r.cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		r.cmd.Process.Kill()
+		return <-done
+	}
+}
+
+// RelayChild is the relay process: it serves until stdin closes, answering
+// each line on stdin with "from-camera to-camera" byte counts. Its first
+// line on stdout is "ready FINGERPRINT".
+func RelayChild() error {
+	dir, err := os.MkdirTemp("", "natlab-relay")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	id, err := identity.LoadOrCreate(dir)
+	if err != nil {
+		return err
+	}
+	cfg := relay.Config{Identity: id, PublicIP: RelayAddr, Tokens: []string{os.Getenv("NATLAB_RELAY_TOKEN")},
+		Logger: debugLogger("relay")}
+	if os.Getenv("NATLAB_TRACE") != "" {
+		cfg.Tap = func(toCamera bool, b []byte) {
+			fmt.Fprintf(os.Stderr, "relay %s toCamera=%v %d bytes\n", time.Now().Format("15:04:05.000"), toCamera, len(b))
+		}
+	}
+	srv, err := relay.New(cfg)
+	if err != nil {
+		return err
+	}
+	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(RelayAddr, RelayPort)))
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(pc) }()
+	fmt.Printf("ready %s\n", id.Fingerprint)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		m := srv.Metrics()
+		fmt.Printf("%d %d\n", m.BytesFromCamera.Load(), m.BytesToCamera.Load())
+	}
+	srv.Close()
+	pc.Close()
+	select {
+	case err := <-served:
+		return err
+	case <-time.After(2 * time.Second):
+		return nil
+	}
 }

@@ -4,253 +4,220 @@ package natlab
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
-	"net/netip"
 	"os"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
-	"github.com/camagent/camagent/internal/media"
-	"github.com/camagent/camagent/p2p/candidate"
-	"github.com/camagent/camagent/p2p/natwire"
-	"github.com/camagent/camagent/p2p/pathmux"
+	"github.com/camagent/camagent/capture/encode"
+	"github.com/camagent/camagent/internal/agent"
+	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/viewer"
 	"github.com/camagent/camagent/p2p/traversal"
+	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
 
-// The synthetic video: 30 fps, a key frame every 30, sizes of a small
-// low-bitrate H.264 stream (about 1 Mbit/s), so byte shares mean something.
+// The camera's picture: the agent's synthetic test source, encoded as the
+// product encodes it (H.264 with a key frame every second; MJPEG in a
+// build without the software H.264 encoder).
 const (
 	FPS           = 30
 	KeyEvery      = 30
 	frameInterval = time.Second / FPS
-	keyBytes      = 16000
-	deltaBytes    = 3500
+	captureWidth  = 640
+	captureHeight = 360
 )
 
-// registerEvery refreshes the camera's NAT mapping toward the relay, far
-// inside Linux's 30 s timeout for unreplied UDP.
-const registerEvery = time.Second
-
-// Camera is the camera role: a QUIC server whose stream.Hub publishes
-// numbered synthetic frames, with the camera side of NAT traversal on
-// each connection, all on one UDP socket in its namespace.
+// Camera is the camera role: the agent itself (internal/agent, as `camagent
+// agent` runs it) on the synthetic test source, registered with the relay,
+// with its NAT traversal wiring, its socket in the camera's namespace.
 type Camera struct {
-	tr     *quic.Transport
-	hub    *stream.Hub
-	resp   *traversal.Responder
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	Agent *agent.Agent
+	// Offer is the camera as a paired viewer knows it: fingerprint and
+	// relay URLs carrying its locator, no direct address.
+	Offer identity.Camera
 
-	mu      sync.Mutex
-	servers []*traversal.Server
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
 }
 
-// StartCamera starts the camera in namespace ns: it registers with relay,
-// adds the reflexive address the relay observed to its host candidates
-// and serves viewers until Close.
-func StartCamera(ctx context.Context, ns string, relay Relay) (*Camera, error) {
-	var udp *net.UDPConn
-	var hosts []netip.AddrPort
-	var prefixes []netip.Prefix
-	err := InNamespace(ns, func() (err error) {
-		if udp, err = net.ListenUDP("udp4", &net.UDPAddr{Port: CameraPort}); err != nil {
-			return err
-		}
-		// Interface enumeration must run in the namespace too.
-		hosts, prefixes, err = candidate.HostAddrs(CameraPort, candidate.HostOptions{})
+// StartCamera starts the agent in namespace ns with viewer vid paired
+// and waits until it streams and is registered with r.
+func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identity) (*Camera, error) {
+	dir, err := os.MkdirTemp("", "natlab-camera")
+	if err != nil {
+		return nil, err
+	}
+	// Paired beforehand, as `camagent pair` and `join` leave it: the
+	// viewer's key in the camera's store (pairing is not under test here).
+	vs, err := identity.OpenViewerStore(identity.ViewersPath(dir))
+	if err == nil {
+		_, err = vs.Add("natlab-viewer", vid.Fingerprint)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cfg := config.Default()
+	cfg.Name = "natlab"
+	cfg.StateDir = dir
+	cfg.Listen = fmt.Sprintf("0.0.0.0:%d", CameraPort)
+	cfg.Capture.Device = "test"
+	cfg.Capture.Width, cfg.Capture.Height, cfg.Capture.FPS = captureWidth, captureHeight, FPS
+	cfg.Encode.KeyframeInterval = KeyEvery
+	if !encode.SoftwareH264Available() {
+		cfg.Encode.Codec = "mjpeg"
+	}
+	cfg.Relay.URLs = []string{r.URL.String()}
+	cfg.Relay.Token = r.Token
+	var a *agent.Agent
+	// New opens the agent's socket and enumerates its interfaces: both in
+	// the namespace. Run dials the relay on that socket.
+	err = InNamespace(ns, func() (err error) {
+		a, err = agent.New(cfg, debugLogger("camera"))
 		return err
 	})
 	if err != nil {
-		if udp != nil {
-			udp.Close()
-		}
-		return nil, err
-	}
-	tr := &quic.Transport{Conn: udp}
-	tlsConf, err := serverTLS()
-	if err != nil {
-		tr.Close()
-		return nil, err
-	}
-	ln, err := tr.Listen(tlsConf, &quic.Config{MaxIdleTimeout: 10 * time.Second})
-	if err != nil {
-		tr.Close()
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	cam := &Camera{tr: tr, cancel: cancel, hub: stream.NewHub(stream.HubConfig{CameraName: "natlab"})}
-	guard := traversal.NewGuard(traversal.GuardConfig{LocalPrefixes: prefixes})
-	cam.resp = traversal.NewResponder(traversal.ResponderConfig{Read: tr.ReadNonQUICPacket, Write: tr.WriteTo, Guard: guard})
-	cands := candidate.NewSet()
-	for _, h := range hosts {
-		cands.Add(h, candidate.Host, "host")
-	}
-
-	cam.wg.Add(3)
-	go func() { defer cam.wg.Done(); cam.publish(ctx) }()
-	go func() { defer cam.wg.Done(); cam.register(ctx, relay.Addr()) }()
-	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer rcancel()
-	reflexive, err := relay.CameraAddr(rctx)
-	if err != nil {
-		cam.wg.Done()
+	cam := &Camera{Agent: a, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { cam.done <- a.Run(ctx) }()
+	fail := func(err error) (*Camera, error) {
 		cam.Close()
 		return nil, err
 	}
-	cands.Add(reflexive, candidate.Reflexive, "relay")
-	go func() {
-		defer cam.wg.Done()
-		for {
-			conn, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			cam.wg.Add(1)
-			go func() { defer cam.wg.Done(); cam.serve(ctx, conn, cands, guard, relay) }()
+	timeout := time.After(10 * time.Second)
+	for _, wait := range []struct {
+		what string
+		c    <-chan struct{}
+	}{{"streaming", a.Ready()}, {"registered with the relay", registered(a)}} {
+		select {
+		case <-wait.c:
+		case err := <-cam.done:
+			cam.done <- err
+			return fail(fmt.Errorf("agent stopped before %s: %v", wait.what, err))
+		case <-timeout:
+			return fail(fmt.Errorf("agent not %s after 10 s", wait.what))
 		}
-	}()
+	}
+	relays, err := tunnel.OfferURLs(cfg.Relay.URLs, a.Identity())
+	if err != nil {
+		return fail(err)
+	}
+	cam.Offer = identity.Camera{Name: cfg.Name, Fingerprint: a.Identity().Fingerprint, Relays: relays}
 	return cam, nil
 }
 
-// register sends RegisterPacket from the QUIC socket to the relay.
-func (cam *Camera) register(ctx context.Context, relay netip.AddrPort) {
-	t := time.NewTicker(registerEvery)
-	defer t.Stop()
-	for {
-		cam.tr.WriteTo(RegisterPacket, net.UDPAddrFromAddrPort(relay))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+// Reference is a second viewer inside the camera's namespace, on
+// loopback straight to the agent: the frames the camera actually
+// published. A frame missing there was skipped by the source (the test
+// source drops slots it is late for on a busy CPU), not lost on the way.
+type Reference struct {
+	client *stream.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu   sync.Mutex
+	seen map[int]bool
+	err  error
 }
 
-func (cam *Camera) publish(ctx context.Context) {
-	cam.hub.SetTrack(media.Track{Codec: media.CodecH264, Width: 640, Height: 360, FPS: FPS,
-		SPS: []byte{0x67, 0x42, 0xc0, 0x1f}, PPS: []byte{0x68, 0xce, 0x3c, 0x80}})
-	t := time.NewTicker(frameInterval)
-	defer t.Stop()
-	for i := 0; ; i++ {
-		key := i%KeyEvery == 0
-		size, nal := deltaBytes, byte(0x41)
-		if key {
-			size, nal = keyBytes, 0x65
+// StartReference connects vid to the agent over loopback in ns.
+func (cam *Camera) StartReference(ctx context.Context, ns string, vid *identity.Identity) (*Reference, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Reference{cancel: cancel, done: make(chan struct{}), seen: map[int]bool{}}
+	local := cam.Offer
+	local.Addrs, local.Relays = []string{fmt.Sprintf("127.0.0.1:%d", CameraPort)}, nil
+	err := InNamespace(ns, func() error {
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer dcancel()
+		conn, err := viewer.Dial(dctx, vid, local, agent.QUICConfig())
+		if err != nil {
+			return err
 		}
-		data := make([]byte, size)
-		copy(data, []byte{0, 0, 0, 1, nal})
-		// PTS numbers the frames: the viewer counts gaps in it.
-		cam.hub.Publish(media.AccessUnit{Codec: media.CodecH264, Key: key,
-			PTS: time.Duration(i) * frameInterval, Captured: time.Now(), Data: data})
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		r.client, err = stream.NewClient(dctx, conn, "natlab-reference")
+		if err != nil {
+			conn.CloseWithError(0, "")
 		}
-	}
-}
-
-// serve runs one viewer connection: the hub's media streams, and NAT
-// traversal on a bidirectional stream the camera opens (the agent uses
-// its control stream; the frames are the same).
-func (cam *Camera) serve(ctx context.Context, conn *quic.Conn, cands *candidate.Set, guard *traversal.Guard, relay Relay) {
-	go cam.hub.Serve(ctx, conn, "viewer")
-	str, err := conn.OpenStreamSync(ctx)
-	if err != nil {
-		return
-	}
-	// No discovery.Reporter here: through the Forwarder this connection's
-	// remote address is the relay's, which would be reported to the viewer
-	// as its own. The relay tells the camera where the viewer is instead
-	// (Observe), which is what lets the camera punch toward it.
-	srv := traversal.NewServer(traversal.ServerConfig{
-		Channel: natwire.NewStreamChannel(str), Candidates: cands,
-		Punch: cam.tr.WriteTo, Guard: guard, Peer: conn.RemoteAddr, Logger: debugLogger("camera"),
+		return err
 	})
-	if v, ok := relay.ViewerAddr(); ok {
-		srv.Observe(v)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("reference viewer: %w", err)
 	}
-	cam.mu.Lock()
-	cam.servers = append(cam.servers, srv)
-	cam.mu.Unlock()
-	select {
-	case <-conn.Context().Done():
-	case <-ctx.Done():
-	}
-	srv.Close()
+	go func() {
+		defer close(r.done)
+		for {
+			f, err := r.client.ReadFrame(ctx)
+			r.mu.Lock()
+			if err != nil {
+				r.err = err
+				r.mu.Unlock()
+				return
+			}
+			r.seen[frameNumber(f.PTS)] = true
+			r.mu.Unlock()
+		}
+	}()
+	return r, nil
 }
 
-// ServerStats sums the traversal counters of every connection so far.
-func (cam *Camera) ServerStats() traversal.ServerStats {
-	cam.mu.Lock()
-	defer cam.mu.Unlock()
-	var sum traversal.ServerStats
-	for _, s := range cam.servers {
-		st := s.Stats()
-		sum.PunchRequests += st.PunchRequests
-		sum.PunchesSent += st.PunchesSent
-		sum.Refused += st.Refused
-		sum.Rounds += st.Rounds
-	}
-	return sum
+// Published reports whether the camera published frame n.
+func (r *Reference) Published(n int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[n]
 }
 
-// Close stops the camera and closes its socket.
+// Close ends the reference viewer.
+func (r *Reference) Close() {
+	r.cancel()
+	r.client.Close()
+	<-r.done
+}
+
+// frameNumber is the source's slot of a frame: the source stamps frames
+// with their due time.
+func frameNumber(pts time.Duration) int { return int((pts + frameInterval/2) / frameInterval) }
+
+// registered is closed at the agent's first registration with a relay.
+func registered(a *agent.Agent) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		<-a.RelayKeeper().Registered()
+		close(c)
+	}()
+	return c
+}
+
+// Close stops the agent and removes its state.
 func (cam *Camera) Close() error {
 	cam.cancel()
-	cam.resp.Close()
-	cam.hub.Close()
-	err := cam.tr.Close()
-	cam.tr.Conn.Close()
-	cam.wg.Wait()
+	var err error
+	select {
+	case err = <-cam.done:
+	case <-time.After(10 * time.Second):
+		err = errors.New("agent did not stop within 10 s")
+	}
+	os.RemoveAll(cam.dir)
 	return err
 }
 
-func serverTLS() (*tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{stream.ALPN}}, nil
-}
-
-// debugLogger logs the traversal state machines to stderr when
-// NATLAB_DEBUG is set, and nothing otherwise.
+// debugLogger logs to stderr when NATLAB_DEBUG is set, and nothing
+// otherwise.
 func debugLogger(role string) *slog.Logger {
 	if os.Getenv("NATLAB_DEBUG") == "" {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("role", role)
-}
-
-// countingConn counts the bytes the viewer's socket receives: the
-// denominator of the relay share.
-type countingConn struct {
-	net.PacketConn
-	n atomic.Uint64
-}
-
-func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, a, err := c.PacketConn.ReadFrom(p)
-	c.n.Add(uint64(n))
-	return n, a, err
 }
 
 // FrameRecord is one received frame: its number and arrival time.
@@ -259,121 +226,107 @@ type FrameRecord struct {
 	At time.Time
 }
 
-// PathEvent is a traversal event with the byte counters at that moment.
+// PathEvent is a traversal event with the byte counters at that moment:
+// the relay's (bytes it forwarded from the camera) and the viewer
+// socket's (bytes received on any path).
 type PathEvent struct {
 	traversal.Event
 	RelayBytes, ViewerBytes uint64
 }
 
-// Viewer is the viewer role: stream.Client through the relay plus the
-// viewer side of NAT traversal, on one UDP socket in its namespace.
+// Viewer is the viewer role, as `camagent view --via relay` runs it:
+// viewer.DialLink locates the camera at the relay and connects through
+// it, stream.Client reads the video, Link.StartTraversal moves the
+// connection to a direct path when one opens.
 type Viewer struct {
 	Connected time.Time
+	Link      *viewer.Link
 
-	sock   *countingConn
-	mux    *pathmux.Socket
-	tr     *quic.Transport
-	conn   *quic.Conn
-	client *traversal.Client
-	relay  Relay
+	client *stream.Client
+	relay  *Relay
 	cancel context.CancelFunc
 	read   chan struct{}
 
-	mu     sync.Mutex
-	frames []FrameRecord
-	events []PathEvent
-	err    error
+	mu      sync.Mutex
+	frames  []FrameRecord
+	events  []PathEvent
+	settled *PathEvent // the counters settle after the first switch
+	err     error
 }
 
-// StartViewer dials the camera through relay from namespace ns and
-// starts reading frames and NAT traversal.
-func StartViewer(ctx context.Context, ns string, relay Relay) (*Viewer, error) {
-	var udp *net.UDPConn
-	var hosts []netip.AddrPort
-	var prefixes []netip.Prefix
-	err := InNamespace(ns, func() (err error) {
-		if udp, err = net.ListenUDP("udp4", &net.UDPAddr{Port: ViewerPort}); err != nil {
-			return err
-		}
-		hosts, prefixes, err = candidate.HostAddrs(ViewerPort, candidate.HostOptions{})
-		return err
-	})
-	if err != nil {
-		if udp != nil {
-			udp.Close()
-		}
-		return nil, err
-	}
+// StartViewer connects viewer vid to cam through its relay from namespace
+// ns, starts reading frames and NAT traversal.
+func StartViewer(ctx context.Context, ns string, vid *identity.Identity, cam identity.Camera, r *Relay) (*Viewer, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	v := &Viewer{sock: &countingConn{PacketConn: udp}, relay: relay, cancel: cancel}
-	var client atomic.Pointer[traversal.Client]
-	v.mux = pathmux.New(v.sock, func(b []byte, from netip.AddrPort) {
-		if c := client.Load(); c != nil {
-			c.HeardPacket(b, from)
-		}
-	})
+	v := &Viewer{relay: r, cancel: cancel}
 	fail := func(err error) (*Viewer, error) {
 		v.Close()
 		return nil, err
 	}
-	relayAddr := relay.Addr()
-	route, err := v.mux.Route(relayAddr, relayAddr)
-	if err != nil {
-		return fail(err)
-	}
-	v.tr = &quic.Transport{Conn: route}
-	dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer dcancel()
-	v.conn, err = v.tr.Dial(dctx, net.UDPAddrFromAddrPort(relayAddr),
-		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, // lab only: a throwaway certificate
-		&quic.Config{MaxIdleTimeout: 10 * time.Second})
-	if err != nil {
-		return fail(fmt.Errorf("dial through the relay: %w", err))
-	}
-	v.Connected = time.Now()
-	sc, err := stream.NewClient(dctx, v.conn, "natlab-viewer")
-	if err != nil {
-		return fail(err)
-	}
-	v.read = make(chan struct{})
-	go v.readFrames(ctx, sc)
-	str, err := v.conn.AcceptStream(dctx)
-	if err != nil {
-		return fail(err)
-	}
-	own := candidate.NewSet()
-	for _, h := range hosts {
-		own.Add(h, candidate.Host, "host")
-	}
-	// The relay saw the viewer's first packet: that is its reflexive
-	// address, which the camera may punch toward.
-	if r, ok := relay.ViewerAddr(); ok {
-		own.Add(r, candidate.Reflexive, "relay")
-	}
-	c, err := traversal.NewClient(traversal.ClientConfig{
-		Conn: v.conn, Channel: natwire.NewStreamChannel(str), Socket: v.mux,
-		RelayTransport: v.tr, Relay: relayAddr, Candidates: own, LocalPrefixes: prefixes,
-		OnEvent: v.onEvent, Logger: debugLogger("viewer"),
+	log := debugLogger("viewer")
+	// DialLink opens the viewer's socket (and the locate connection to the
+	// relay), StartTraversal enumerates the host's interfaces: both in
+	// the namespace.
+	err := InNamespace(ns, func() (err error) {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		v.Link, err = viewer.DialLink(dctx, vid, cam, agent.QUICConfig(), viewer.RouteRelay, log)
+		if err != nil {
+			return err
+		}
+		v.Connected = time.Now()
+		if v.client, err = stream.NewClient(dctx, v.Link.Conn, "natlab-viewer"); err != nil {
+			return err
+		}
+		return v.Link.StartTraversal(v.client.NATChannel(), v.onEvent)
 	})
 	if err != nil {
 		return fail(err)
 	}
-	v.client = c
-	client.Store(c)
+	v.read = make(chan struct{})
+	go v.readFrames(ctx)
 	return v, nil
 }
 
 func (v *Viewer) onEvent(e traversal.Event) {
-	pe := PathEvent{Event: e, RelayBytes: v.relay.ToViewerBytes(), ViewerBytes: v.sock.n.Load()}
+	if os.Getenv("NATLAB_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "event %s %v\n", time.Now().Format("15:04:05.000"), e.Kind)
+	}
+	pe := PathEvent{Event: e, RelayBytes: v.relay.FromCamera(), ViewerBytes: v.socketBytes()}
 	v.mu.Lock()
+	first := e.Kind == traversal.EventDirect && !slices.ContainsFunc(v.events, func(p PathEvent) bool { return p.Kind == traversal.EventDirect })
 	v.events = append(v.events, pe)
 	v.mu.Unlock()
+	if first {
+		time.AfterFunc(settle, func() {
+			st := PathEvent{Event: traversal.Event{Kind: e.Kind, At: time.Now()}, RelayBytes: v.relay.FromCamera(), ViewerBytes: v.socketBytes()}
+			v.mu.Lock()
+			v.settled = &st
+			v.mu.Unlock()
+		})
+	}
 }
 
-func (v *Viewer) readFrames(ctx context.Context, sc *stream.Client) {
+// Settled is the byte counters settle after the first switch to direct.
+func (v *Viewer) Settled() (PathEvent, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.settled == nil {
+		return PathEvent{}, false
+	}
+	return *v.settled, true
+}
+
+// socketBytes is what the viewer's socket received on every path.
+func (v *Viewer) socketBytes() uint64 {
+	ps := v.Link.PathStats()
+	return ps.BytesDirect + ps.BytesRelay
+}
+
+func (v *Viewer) readFrames(ctx context.Context) {
 	defer close(v.read)
 	for {
-		f, err := sc.ReadFrame(ctx)
+		f, err := v.client.ReadFrame(ctx)
 		if err != nil {
 			v.mu.Lock()
 			v.err = err
@@ -381,7 +334,7 @@ func (v *Viewer) readFrames(ctx context.Context, sc *stream.Client) {
 			return
 		}
 		v.mu.Lock()
-		v.frames = append(v.frames, FrameRecord{N: int(f.PTS / frameInterval), At: f.Received})
+		v.frames = append(v.frames, FrameRecord{N: frameNumber(f.PTS), At: f.Received})
 		v.mu.Unlock()
 	}
 }
@@ -389,7 +342,7 @@ func (v *Viewer) readFrames(ctx context.Context, sc *stream.Client) {
 // Snapshot returns the frames and events so far, the byte counters now,
 // and the reader's error if it stopped.
 func (v *Viewer) Snapshot() (frames []FrameRecord, events []PathEvent, relayBytes, viewerBytes uint64, err error) {
-	relayBytes, viewerBytes = v.relay.ToViewerBytes(), v.sock.n.Load()
+	relayBytes, viewerBytes = v.relay.FromCamera(), v.socketBytes()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return append([]FrameRecord(nil), v.frames...), append([]PathEvent(nil), v.events...), relayBytes, viewerBytes, v.err
@@ -397,28 +350,21 @@ func (v *Viewer) Snapshot() (frames []FrameRecord, events []PathEvent, relayByte
 
 // ClientStats are the traversal client's counters.
 func (v *Viewer) ClientStats() traversal.ClientStats {
-	if v.client == nil {
-		return traversal.ClientStats{}
-	}
-	return v.client.Stats()
+	st, _ := v.Link.TraversalStats()
+	return st
 }
 
-// Close ends the connection and closes the socket.
+// Close ends the connection.
 func (v *Viewer) Close() error {
+	v.cancel()
 	if v.client != nil {
 		v.client.Close()
 	}
-	if v.conn != nil {
-		v.conn.CloseWithError(0, "")
+	if v.Link != nil {
+		v.Link.Conn.CloseWithError(0, "")
 	}
-	v.cancel()
-	if v.tr != nil {
-		v.tr.Close()
-	}
-	err := v.mux.Close()
-	v.sock.Close()
 	if v.read != nil {
 		<-v.read
 	}
-	return err
+	return nil
 }
