@@ -219,6 +219,13 @@ func TestMalformedInputClosesOnlyThatViewer(t *testing.T) {
 			if code, ok := ErrorCode(err); !ok || code != tt.want {
 				t.Fatalf("bad viewer closed with %s, want %v", describe(err), tt.want)
 			}
+			// The viewer sees the close before the camera's Serve has
+			// returned and left the hub: wait for that too.
+			select {
+			case <-env.serveResult(viewerName(bad.LocalAddr())):
+			case <-time.After(testTimeout):
+				t.Fatal("Serve did not return for the bad viewer")
+			}
 			for range 31 { // crosses a group boundary
 				au := smallAU(frame)
 				env.hub.Publish(au)
