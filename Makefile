@@ -44,12 +44,16 @@ vet:
 ## CPU, then the pure-Go and cross builds
 test: build vet
 	@scripts/deps.sh systemd
-	$(GO) test -short -count=1 -timeout 15m ./...
-	CGO_ENABLED=0 $(GO) test -short -count=1 -timeout 10m ./capture/... ./stream/... ./internal/... ./storage/... ./motion/... ./board/... ./p2p/...
-	$(MAKE) powerloss-test
+	scripts/gotest.sh -short -count=1 -timeout 15m -- ./...
+	CGO_ENABLED=0 scripts/gotest.sh -short -count=1 -timeout 10m -- ./capture/... ./stream/... ./internal/... ./storage/... ./motion/... ./board/... ./p2p/...
+	scripts/retry.sh $(MAKE) powerloss-test
 	$(MAKE) build-arm64 build-armv7 build-purego
-	$(MAKE) qemu-test qemu-systemd-test buildroot-check
-	$(MAKE) netlab-relay netlab-direct netlab-matrix
+	scripts/retry.sh $(MAKE) qemu-test
+	scripts/retry.sh $(MAKE) qemu-systemd-test
+	$(MAKE) buildroot-check
+	scripts/retry.sh $(MAKE) netlab-relay
+	scripts/retry.sh $(MAKE) netlab-direct
+	scripts/retry.sh $(MAKE) netlab-matrix
 	@ls -l $(BIN)/
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
