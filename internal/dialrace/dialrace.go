@@ -62,6 +62,19 @@ func First[T any](ctx context.Context, cfg Config[T], attempts []Attempt[T]) (T,
 			cfg.Trace(e)
 		}
 	}
+	if len(attempts) == 1 {
+		// Nothing to race: dial on the caller's goroutine. Besides saving
+		// a goroutine this keeps the caller's OS thread, which matters to
+		// callers that pinned it (a test in another network namespace
+		// creates its sockets on its own locked thread).
+		trace(Event{Attempt: 0, Name: attempts[0].Name, Started: true})
+		v, err := attempts[0].Dial(ctx)
+		trace(Event{Attempt: 0, Name: attempts[0].Name, Err: err})
+		if err != nil {
+			return zero, -1, errors.Join(fmt.Errorf("%s: %w", attempts[0].Name, err))
+		}
+		return v, 0, nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
