@@ -232,8 +232,10 @@ func (s *Server) advertise() (<-chan struct{}, error) {
 func (s *Server) handle(f natwire.Frame) error {
 	switch f := f.(type) {
 	case *natwire.PunchMeNow:
-		s.count(func(st *ServerStats) { st.PunchRequests++ })
 		s.punchMeNow(f)
+		// Counted once handled, so that whoever sees the count also sees
+		// the outcome (Refused, Stale, Rounds).
+		s.count(func(st *ServerStats) { st.PunchRequests++ })
 	case *natwire.ObservedAddress:
 		s.count(func(st *ServerStats) { st.ObservedReceived++ })
 		if s.cfg.Learner != nil {

@@ -15,76 +15,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "netlab-direct: skipped: needs root (network namespaces, nftables)" >&2
-	exit 0
-fi
-if ! ip netns add "probe$$" 2>/dev/null; then
-	echo "netlab-direct: skipped: cannot create network namespaces here" >&2
-	exit 0
-fi
-ip netns del "probe$$"
-
-bin=$(pwd)/bin/camagent
-work=$(pwd)/out/netlab-direct
-out=$(pwd)/out/netlab-direct.mp4
-rm -rf "$work" "$out"
-mkdir -p "$work"
-p="nd$$" # namespace prefix: parallel runs do not collide
-wan=${p}wan natc=${p}natc cam=${p}cam natp=${p}natp phone=${p}phone
-pids=()
-
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	for ns in $wan $natc $cam $natp $phone; do ip netns del "$ns" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-for ns in $wan $natc $cam $natp $phone; do
-	ip netns add "$ns"
-	nsx "$ns" ip link set lo up
-done
-link() { # link NS1 IF1 ADDR1 NS2 IF2 ADDR2
-	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
-	nsx "$1" ip addr add "$3" dev "$2"; nsx "$1" ip link set "$2" up
-	nsx "$4" ip addr add "$6" dev "$5"; nsx "$4" ip link set "$5" up
-}
-link $wan w0 203.0.113.1/24 $natc c0 203.0.113.2/24
-link $natc c1 192.168.1.1/24 $cam e0 192.168.1.2/24
-link $wan w1 198.51.100.1/24 $natp p0 198.51.100.2/24
-link $natp p1 10.0.0.1/24 $phone e0 10.0.0.2/24
-nsx $cam ip route add default via 192.168.1.1
-nsx $phone ip route add default via 10.0.0.1
-nsx $natc ip route add default via 203.0.113.1
-nsx $natp ip route add default via 198.51.100.1
-
-router() { # router NS WAN_IF: masquerade out of WAN_IF, drop unsolicited inbound
-	nsx "$1" sysctl -qw net.ipv4.ip_forward=1
-	nsx "$1" nft -f - <<NFT
-table ip nat {
-  chain post {
-    type nat hook postrouting priority 100; policy accept;
-    oifname "$2" masquerade
-  }
-}
-table inet fw {
-  chain input {
-    type filter hook input priority 0; policy accept;
-    iifname "$2" ct state new drop
-  }
-  chain forward {
-    type filter hook forward priority 0; policy accept;
-    iifname "$2" ct state established,related accept
-    iifname "$2" drop
-  }
-}
-NFT
-}
-router $natc c0
-router $natp p0
+lab=netlab-direct prefix=nd
+# shellcheck source=test/netlab/lab.sh
+. test/netlab/lab.sh
 # The "internet" routes between the two NATs (netlab-relay never needs it:
 # everything there ends at the relay).
 nsx $wan sysctl -qw net.ipv4.ip_forward=1
