@@ -129,6 +129,17 @@ func (r *Resilient) Stats() ResilientStats {
 	return r.stats
 }
 
+// Recycle hands a frame buffer to the current device's source, if it
+// reuses buffers (one from before a reopen fits if its size does).
+func (r *Resilient) Recycle(data []byte) {
+	r.mu.Lock()
+	inner := r.inner
+	r.mu.Unlock()
+	if inner != nil {
+		Recycle(inner, data)
+	}
+}
+
 // Close closes the current device and ends any blocked Read.
 func (r *Resilient) Close() error {
 	r.closeNow()

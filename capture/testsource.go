@@ -64,6 +64,7 @@ type testSource struct {
 	boxSize    int
 	scale      int // font pixel size of the label
 	jpegBuf    bytes.Buffer
+	buffers    bufferPool // raw frame buffers handed back by Recycle
 
 	closing  context.Context
 	closeNow context.CancelFunc
@@ -256,7 +257,7 @@ func (s *testSource) encode() ([]byte, int, error) {
 	p := s.picture
 	switch s.format.Pixel {
 	case media.PixNV12:
-		return toNV12(p), p.y.stride, nil
+		return toNV12(p, s.buffers.get(len(p.buf))), p.y.stride, nil
 	case media.PixYUYV:
 		data, stride := toYUYV(p)
 		return data, stride, nil
@@ -264,16 +265,23 @@ func (s *testSource) encode() ([]byte, int, error) {
 		data, err := s.toJPEG()
 		return data, 0, err
 	default:
-		return toI420(p), p.y.stride, nil
+		return toI420(p, s.buffers.get(len(p.buf))), p.y.stride, nil
 	}
 }
 
-// toI420 copies the picture. Appending to nil skips the zeroing that
-// make would do before the copy overwrites it.
-func toI420(p yuv420) []byte { return append([]byte(nil), p.buf...) }
+// Recycle takes back a frame buffer for a later I420 or NV12 frame.
+func (s *testSource) Recycle(data []byte) { s.buffers.put(data) }
 
-func toNV12(p yuv420) []byte {
-	out := append([]byte(nil), p.buf...) // Y is already in place
+// toI420 copies the picture into dst, which has the picture's length.
+func toI420(p yuv420, dst []byte) []byte {
+	copy(dst, p.buf)
+	return dst
+}
+
+// toNV12 converts the picture into dst, which has the picture's length.
+func toNV12(p yuv420, dst []byte) []byte {
+	out := dst
+	copy(out, p.buf) // Y is already in place
 	uv := out[len(p.y.pix):]
 	cb, cr := p.u.pix, p.v.pix[:len(p.u.pix)]
 	for i := range cb {

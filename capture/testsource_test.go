@@ -293,3 +293,36 @@ func BenchmarkTestSourceDraw720p(b *testing.B) {
 		seq++
 	}
 }
+
+// TestTestSourceRecycle: a buffer handed back is filled with a later frame
+// (same backing array), and that frame is whole: it matches a source that
+// never recycled.
+func TestTestSourceRecycle(t *testing.T) {
+	for _, pix := range []media.PixelFormat{media.PixI420, media.PixNV12} {
+		t.Run(string(pix), func(t *testing.T) {
+			cfg := Config{Width: 64, Height: 48, Unpaced: true, Pixel: pix}
+			clockA, clockB := newFakeClock(true), newFakeClock(true)
+			recycling, plain := openTestSource(t, cfg, clockA), openTestSource(t, cfg, clockB)
+			var src Source = recycling
+			var recycled []byte
+			for i := 0; i < 4; i++ {
+				f, err := recycling.Read(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := plain.Read(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(f.Data, want.Data) {
+					t.Fatalf("frame %d differs from the same frame without recycling", i)
+				}
+				if i > 0 && &f.Data[0] != &recycled[0] {
+					t.Fatalf("frame %d did not reuse the recycled buffer", i)
+				}
+				recycled = f.Data
+				Recycle(src, f.Data)
+			}
+		})
+	}
+}

@@ -36,11 +36,12 @@ const (
 
 // v4l2Source captures from one V4L2 device through blackjack/webcam.
 type v4l2Source struct {
-	path   string
-	cam    *webcam.Webcam
-	format Format
-	stride int
-	log    *slog.Logger
+	buffers bufferPool // frame copies handed back by Recycle
+	path    string
+	cam     *webcam.Webcam
+	format  Format
+	stride  int
+	log     *slog.Logger
 
 	// ctlFD is the descriptor used for the ioctls webcam lacks: webcam's
 	// own when it could be found, else ownFD, a second handle on the node.
@@ -202,6 +203,9 @@ func (s *v4l2Source) negotiateRate(fps float64) float64 {
 
 func (s *v4l2Source) Format() Format { return s.format }
 
+// Recycle takes back a frame buffer for a later frame's copy.
+func (s *v4l2Source) Recycle(data []byte) { s.buffers.put(data) }
+
 // Read waits for the next frame. It returns an error wrapping ENODEV when
 // the device was unplugged; the context is checked between polls.
 func (s *v4l2Source) Read(ctx context.Context) (media.RawFrame, error) {
@@ -261,9 +265,11 @@ func (s *v4l2Source) frameFrom(buf []byte, index uint32) (media.RawFrame, bool) 
 		}
 		return media.RawFrame{}, false
 	}
+	data := s.buffers.get(len(buf))
+	copy(data, buf)
 	f := media.RawFrame{
 		Format: s.format.Pixel, Width: s.format.Width, Height: s.format.Height, Stride: s.stride,
-		Data:      append([]byte(nil), buf...),
+		Data:      data,
 		Seq:       s.nextSeq(info.sequence, haveInfo),
 		Timestamp: monoNow,
 		Captured:  wallNow,

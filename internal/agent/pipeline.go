@@ -54,6 +54,12 @@ func (a *Agent) captureLoop(ctx context.Context) error {
 			a.log.Warn("encode failed; frame dropped", "seq", frame.Seq, "err", err)
 			continue
 		}
+		if !frame.Format.Compressed() {
+			// Encoders, motion and stills are done with a raw frame once
+			// Encode returns (motion copies what it keeps); compressed
+			// frames may live on as the access units themselves.
+			capture.Recycle(src, frame.Data)
+		}
 		if t := enc.Track(); trackChanged(track, t) {
 			track = t
 			a.hub.SetTrack(t)
