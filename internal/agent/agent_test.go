@@ -17,7 +17,6 @@ import (
 	"github.com/camagent/camagent/internal/h264"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/media"
-	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/internal/viewer"
 	"github.com/camagent/camagent/stream"
 	"github.com/camagent/camagent/stream/wire"
@@ -76,28 +75,9 @@ func testAgentWith(t *testing.T, mutate func(*config.Config), beforeRun func(*Ag
 // pair` does, and joins with a fresh viewer identity.
 func pairViewer(t *testing.T, a *Agent, name string) (*identity.Identity, identity.Camera) {
 	t.Helper()
-	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := codes.Create("", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
-		Addrs: []string{a.Addr().String()}}
-	vdir := t.TempDir()
-	id, err := identity.LoadOrCreate(vdir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cams, err := identity.OpenCameraStore(identity.CamerasPath(vdir))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cam, err := pairing.Join(ctx, offer, id, name, cams)
+	id, cam, err := joinOffer(ctx, t, a, name, a.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

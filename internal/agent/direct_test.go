@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -11,13 +10,9 @@ import (
 
 	"github.com/camagent/camagent/capture"
 	"github.com/camagent/camagent/internal/config"
-	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/media"
-	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/internal/viewer"
-	"github.com/camagent/camagent/p2p/relay"
 	"github.com/camagent/camagent/p2p/traversal"
-	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -71,21 +66,7 @@ func (s *recordingSource) missing(got []time.Duration, from, to time.Duration) i
 // live connection to the direct path, no frame lost at the switch, and the
 // relay's own byte counter showing that media then bypasses it.
 func TestViewerThroughRelayGoesDirect(t *testing.T) {
-	rid, err := identity.LoadOrCreate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Close(); pc.Close() })
-	relayURL := tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+	srv, relayURL := startTestRelay(t, nil)
 
 	src := &recordingSource{}
 	a := testAgentWith(t, func(c *config.Config) {
@@ -113,24 +94,7 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 		t.Fatalf("camera candidates %v lack its QUIC socket %v", a.relays.nat.candidates(), a.Addr())
 	}
 
-	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := codes.Create("", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relays, err := tunnel.OfferURLs(a.cfg.Relay.URLs, a.Identity())
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
-		Addrs: []string{public}, Relays: relays}
-	vdir := t.TempDir()
-	vid, _ := identity.LoadOrCreate(vdir)
-	cams, _ := identity.OpenCameraStore(identity.CamerasPath(vdir))
-	cam, err := pairing.Join(ctx, offer, vid, "phone", cams)
+	vid, cam, err := joinOffer(ctx, t, a, "phone", public)
 	if err != nil {
 		t.Fatal(err)
 	}

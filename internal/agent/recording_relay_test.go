@@ -3,8 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,10 +10,8 @@ import (
 
 	"github.com/camagent/camagent/capture/encode"
 	"github.com/camagent/camagent/internal/config"
-	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/viewer"
-	"github.com/camagent/camagent/p2p/relay"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/storage/recwire"
@@ -31,22 +27,8 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	if !encode.SoftwareH264Available() {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0): nothing to record")
 	}
-	rid, err := identity.LoadOrCreate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tap tapBuffer
-	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}, Tap: tap.tap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Close(); pc.Close() })
-	relayURL := tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+	_, relayURL := startTestRelay(t, tap.tap)
 
 	a := testAgent(t, func(c *config.Config) {
 		c.Relay.URLs = []string{relayURL.String()}

@@ -3,8 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,11 +12,7 @@ import (
 	"github.com/camagent/camagent/capture/encode"
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/internal/viewer"
-	"github.com/camagent/camagent/p2p/relay"
-	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -43,22 +37,8 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 	if !encode.SoftwareH264Available() {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0)")
 	}
-	rid, err := identity.LoadOrCreate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tap tapBuffer
-	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}, Tap: tap.tap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Close(); pc.Close() })
-	relayURL := tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+	_, relayURL := startTestRelay(t, tap.tap)
 
 	a := testAgent(t, func(c *config.Config) {
 		c.Relay.URLs = []string{relayURL.String()}
@@ -74,24 +54,7 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 	public := a.RelayKeeper().Public()[relayURL.Addr]
 
 	// Pair through the relay's public address: the offer has no direct one.
-	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := codes.Create("", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relays, err := tunnel.OfferURLs(a.cfg.Relay.URLs, a.Identity())
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
-		Addrs: []string{public}, Relays: relays}
-	vdir := t.TempDir()
-	vid, _ := identity.LoadOrCreate(vdir)
-	cams, _ := identity.OpenCameraStore(identity.CamerasPath(vdir))
-	cam, err := pairing.Join(ctx, offer, vid, "phone", cams)
+	vid, cam, err := joinOffer(ctx, t, a, "phone", public)
 	if err != nil {
 		t.Fatalf("pairing through the relay: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -12,10 +11,7 @@ import (
 
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/dialrace"
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/internal/viewer"
-	"github.com/camagent/camagent/p2p/relay"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
@@ -24,21 +20,7 @@ import (
 // loopback, and returns the agent and its public address at the relay.
 func relayedAgent(t *testing.T) (*Agent, string) {
 	t.Helper()
-	rid, err := identity.LoadOrCreate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Close(); pc.Close() })
-	relayURL := tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+	_, relayURL := startTestRelay(t, nil)
 	a := testAgent(t, func(c *config.Config) {
 		c.Relay.URLs = []string{relayURL.String()}
 		c.Relay.Token = "tok"
@@ -105,24 +87,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 
 	// Pair: the offer's address is dead, only the relay's locator works.
 	dead := blackHole(t)
-	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	issued, err := codes.Create("", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	relays, err := tunnel.OfferURLs(a.cfg.Relay.URLs, a.Identity())
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
-		Addrs: []string{dead}, Relays: relays}
-	vdir := t.TempDir()
-	vid, _ := identity.LoadOrCreate(vdir)
-	cams, _ := identity.OpenCameraStore(identity.CamerasPath(vdir))
-	cam, err := pairing.Join(ctx, offer, vid, "phone", cams)
+	vid, cam, err := joinOffer(ctx, t, a, "phone", dead)
 	if err != nil {
 		t.Fatalf("pairing with a dead address and a relay: %v", err)
 	}

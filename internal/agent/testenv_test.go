@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/p2p/relay"
+	"github.com/camagent/camagent/p2p/tunnel"
+)
+
+// startTestRelay runs a MASQUE relay on 127.0.0.1 that admits cameras with
+// the token "tok". tap, if not nil, sees every payload the relay forwards
+// (to check that none of it is plaintext media).
+func startTestRelay(t *testing.T, tap func(toCamera bool, b []byte)) (*relay.Server, tunnel.RelayURL) {
+	t.Helper()
+	rid, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}, Tap: tap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(pc)
+	t.Cleanup(func() { srv.Close(); pc.Close() })
+	return srv, tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+}
+
+// joinOffer pairs a new viewer called name with a through an offer that
+// lists addr as the camera's only address plus the agent's relays (if
+// any), as `camagent pair` would print it; it returns Join's result.
+func joinOffer(ctx context.Context, t *testing.T, a *Agent, name, addr string) (*identity.Identity, identity.Camera, error) {
+	t.Helper()
+	codes, err := pairing.OpenCodeStore(pairing.CodesPath(a.cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := codes.Create("", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relays, err := tunnel.OfferURLs(a.cfg.Relay.URLs, a.Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := pairing.Offer{Name: a.cfg.Name, Fingerprint: a.Identity().Fingerprint, Code: issued.Code,
+		Addrs: []string{addr}, Relays: relays}
+	vdir := t.TempDir()
+	vid, err := identity.LoadOrCreate(vdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cams, err := identity.OpenCameraStore(identity.CamerasPath(vdir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam, err := pairing.Join(ctx, offer, vid, name, cams)
+	return vid, cam, err
+}
