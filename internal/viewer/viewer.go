@@ -16,8 +16,9 @@ import (
 	"github.com/camagent/camagent/stream"
 )
 
-// Dial connects to a paired camera over QUIC, trying its known addresses in
-// turn, with TLS pinned to the camera's key and presenting the viewer's.
+// Dial connects to a paired camera over QUIC, dialling all its known
+// addresses at once (the first handshake wins), with TLS pinned to the
+// camera's key and presenting the viewer's.
 func Dial(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config) (*quic.Conn, error) {
 	return DialALPN(ctx, id, cam, qconf, stream.ALPN)
 }
