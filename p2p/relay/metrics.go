@@ -22,6 +22,9 @@ type Metrics struct {
 	LocateFound         atomic.Uint64
 	LocateNotFound      atomic.Uint64
 	LocateLimited       atomic.Uint64
+	STUNAnswered        atomic.Uint64 // Binding requests answered on the QUIC port
+	STUNIgnored         atomic.Uint64 // non-QUIC packets that are not a well-formed Binding request
+	STUNLimited         atomic.Uint64 // valid Binding requests over the relay-wide answer rate
 	active              func() int
 }
 
@@ -60,6 +63,10 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("camagent_relay_locate_total{result=\"found\"} %d", m.LocateFound.Load())
 	p("camagent_relay_locate_total{result=\"not_found\"} %d", m.LocateNotFound.Load())
 	p("camagent_relay_locate_total{result=\"limited\"} %d", m.LocateLimited.Load())
+	p("# TYPE camagent_relay_stun_total counter")
+	p("camagent_relay_stun_total{result=\"answered\"} %d", m.STUNAnswered.Load())
+	p("camagent_relay_stun_total{result=\"ignored\"} %d", m.STUNIgnored.Load())
+	p("camagent_relay_stun_total{result=\"limited\"} %d", m.STUNLimited.Load())
 	return n, nil
 }
 

@@ -185,8 +185,15 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		return err
 	}
 	go s.expireContexts()
+	// STUN Binding on the same port (stun.go); it stops with tr, and
+	// Serve waits for it so that nothing outlives the relay.
+	ctx, cancel := context.WithCancel(context.Background())
+	st := newSTUNResponder(tr, s.metrics, s.log, s.cfg.Now)
+	go st.run(ctx)
 	err = s.h3.ServeListener(ln)
 	tr.Close()
+	cancel()
+	<-st.done
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, quic.ErrServerClosed) {
 		return nil
 	}
