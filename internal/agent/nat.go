@@ -12,6 +12,7 @@ import (
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/portspray"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/p2p/tunnel"
 )
@@ -24,11 +25,15 @@ type natState struct {
 	cands *candidate.Set
 	guard *traversal.Guard
 	resp  *traversal.Responder
+	mux   *tunnel.Mux
 	// punch sends from the Mux's direct socket: the NAT mapping that is
 	// punched open must be the one viewers' packets arrive on, whichever
 	// path the viewer was last heard on.
 	punch func([]byte, net.Addr) (int, error)
-	log   *slog.Logger
+	// listen opens the sockets of a fan-out (traversal spray.go).
+	listen portspray.ListenFunc
+	probes *mappingProbes
+	log    *slog.Logger
 }
 
 // newNATState gathers host candidates on the direct socket's port and
@@ -43,11 +48,14 @@ func newNATState(tr *quic.Transport, mux *tunnel.Mux, log *slog.Logger) (*natSta
 		return nil, err
 	}
 	n := &natState{
-		cands: candidate.NewSet(),
-		guard: traversal.NewGuard(traversal.GuardConfig{LocalPrefixes: prefixes}),
-		punch: mux.WriteDirect,
-		log:   log,
+		cands:  candidate.NewSet(),
+		guard:  traversal.NewGuard(traversal.GuardConfig{LocalPrefixes: prefixes}),
+		mux:    mux,
+		punch:  mux.WriteDirect,
+		listen: portspray.ListenUDP(local.Addr()),
+		log:    log,
 	}
+	n.probes = newMappingProbes(mux.WriteDirect, log)
 	for _, h := range hosts {
 		// A socket bound to one address is reachable only there.
 		if !local.Addr().IsUnspecified() && h.Addr() != local.Addr() {
@@ -57,7 +65,10 @@ func newNATState(tr *quic.Transport, mux *tunnel.Mux, log *slog.Logger) (*natSta
 			log.Debug("host candidate not added", "addr", h, "err", err)
 		}
 	}
-	n.resp = traversal.NewResponder(traversal.ResponderConfig{Read: tr.ReadNonQUICPacket, Write: mux.WriteDirect, Guard: n.guard})
+	n.resp = traversal.NewResponder(traversal.ResponderConfig{
+		Read: tr.ReadNonQUICPacket, Write: mux.WriteDirect, Guard: n.guard,
+		OnMappingProbe: n.probes.answered,
+	})
 	return n, nil
 }
 
@@ -66,6 +77,7 @@ func newNATState(tr *quic.Transport, mux *tunnel.Mux, log *slog.Logger) (*natSta
 func (n *natState) relayChanged(relay string, c *tunnel.Conn) {
 	source := "relay:" + relay
 	n.cands.RemoveSource(source)
+	n.probes.registered(relay, c)
 	if c == nil || !c.ObservedAddr().IsValid() {
 		return
 	}
@@ -93,6 +105,12 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 		Channel: ch, Candidates: n.cands, Punch: n.punch, Guard: n.guard,
 		Peer:    conn.RemoteAddr,
 		Learner: discovery.NewLearner(n.cands, fmt.Sprintf("viewer:%s:%p", fp, conn)),
+		Mapping: n.probes.mapping,
+		Listen:  n.listen,
+		Hole: func(c net.PacketConn, peer netip.AddrPort, first []byte) func() {
+			n.mux.AddHole(c, peer, first)
+			return func() { n.mux.RemoveHole(c) }
+		},
 		Logger:  log.With("component", "traversal"),
 	})
 	defer srv.Close()
@@ -105,7 +123,7 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 	}
 	st := srv.Stats()
 	log.Debug("NAT traversal ended", "punch_requests", st.PunchRequests, "punches", st.PunchesSent,
-		"refused", st.Refused, "throttled", st.Throttled)
+		"refused", st.Refused, "throttled", st.Throttled, "sprays", st.Sprays, "holes", st.Holes)
 }
 
 // candidates is the current candidate set, for tests and status.
@@ -118,8 +136,13 @@ func (n *natState) candidates() []netip.AddrPort {
 	return out
 }
 
+// Mapping is the camera's NAT mapping behaviour as measured through its
+// relay registrations.
+func (n *natState) Mapping() natwire.Mapping { return n.probes.mapping() }
+
 func (n *natState) close() {
 	if n != nil {
+		n.probes.close()
 		n.resp.Close()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/portspray"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
@@ -120,4 +121,24 @@ func (a *Agent) RelayKeeper() *tunnel.Keeper {
 		return nil
 	}
 	return a.relays.keeper
+}
+
+// SetFanOutListener replaces how the agent opens the sockets of a
+// port-spray fan-out (by default on the listen address's IP). A program
+// that made the agent inside a network namespace it entered on one thread
+// (the NAT lab) passes a function that opens them there. Call it before
+// Run; without relays it does nothing.
+func (a *Agent) SetFanOutListener(listen portspray.ListenFunc) {
+	if a.relays != nil && listen != nil {
+		a.relays.nat.listen = listen
+	}
+}
+
+// NATMapping is the camera's NAT mapping behaviour as measured through its
+// relay registrations (unknown without relays).
+func (a *Agent) NATMapping() natwire.Mapping {
+	if a.relays == nil {
+		return natwire.MappingUnknown
+	}
+	return a.relays.nat.Mapping()
 }

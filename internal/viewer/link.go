@@ -17,6 +17,7 @@ import (
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/pathmux"
+	"github.com/camagent/camagent/p2p/portspray"
 	"github.com/camagent/camagent/p2p/traversal"
 )
 
@@ -40,6 +41,17 @@ type Link struct {
 	// heard is the traversal client, for the punches the socket receives.
 	heard atomic.Pointer[traversal.Client]
 
+	// Listen, if set before StartTraversal, opens the sockets of a
+	// port-spray fan-out (default: any address, like the link's socket).
+	// A program that dialled inside a network namespace it entered on one
+	// thread (the NAT lab) opens them there.
+	Listen portspray.ListenFunc
+
+	// The viewer's mapping toward the relay's QUIC port, from STUN
+	// (mapping.go), and the own candidate set the camera's reports feed.
+	stun *stunProbe
+	own  *candidate.Set
+
 	mu        sync.Mutex
 	trav      *traversal.Client
 	path      string // "direct" or "relay"
@@ -60,7 +72,11 @@ func directLink(conn *quic.Conn, log *slog.Logger) *Link {
 // dialRelayed dials the relay's public address for the camera from a
 // socket of the viewer's own, wrapped in a pathmux.Socket whose relay route
 // carries the connection until traversal finds a direct path.
-func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, qconf *quic.Config, log *slog.Logger) (*Link, error) {
+//
+// relay is the relay's own QUIC address: a STUN Binding there tells the
+// link's mapping toward it, which against the camera's report of the
+// mapping toward pub says how the viewer's NAT maps (mapping.go).
+func dialRelayed(ctx context.Context, pub, relay netip.AddrPort, tlsConf *tls.Config, qconf *quic.Config, log *slog.Logger) (*Link, error) {
 	udp, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return nil, err
@@ -75,6 +91,9 @@ func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, q
 	if err != nil {
 		sock.Close()
 		return nil, err
+	}
+	if relay.IsValid() {
+		l.stun = startSTUNProbe(sock, relay, log)
 	}
 	tr := &quic.Transport{Conn: route}
 	conn, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(pub), tlsConf, qconf)
@@ -93,6 +112,9 @@ func dialRelayed(ctx context.Context, pub netip.AddrPort, tlsConf *tls.Config, q
 		l.mu.Unlock()
 		if trav != nil {
 			trav.Close()
+		}
+		if l.stun != nil {
+			l.stun.close()
 		}
 		tr.Close()
 		sock.Close()
@@ -127,9 +149,18 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 			l.log.Debug("host candidate not added", "addr", h, "err", err)
 		}
 	}
+	l.own = own
+	listen := l.Listen
+	if listen == nil {
+		listen = portspray.ListenUDP(netip.IPv4Unspecified())
+		if local.Addr().Is6() && !local.Addr().Is4In6() {
+			listen = portspray.ListenUDP(netip.IPv6Unspecified())
+		}
+	}
 	cl, err := traversal.NewClient(traversal.ClientConfig{
 		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
 		Candidates: own, Learner: discovery.NewLearner(own, "camera"),
+		Mapping: l.Mapping, Listen: listen, OnNonQUIC: l.heardNonQUIC,
 		// A camera candidate on the viewer's own LAN is probed first: a
 		// same-LAN viewer need not wait for the hairpin through the
 		// router (often unsupported) to time out.
@@ -158,6 +189,9 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 // heardNonQUIC is the socket's handler of non-QUIC packets; it runs on the
 // read loop and never blocks.
 func (l *Link) heardNonQUIC(b []byte, from netip.AddrPort) {
+	if l.stun != nil && l.stun.take(b, from) {
+		return
+	}
 	if cl := l.heard.Load(); cl != nil {
 		cl.HeardPacket(b, from)
 	}

@@ -57,7 +57,7 @@ func relayedLink(t *testing.T, ctx context.Context) (*Link, netip.AddrPort, *nat
 		}
 	}()
 	relay := netip.MustParseAddrPort(ln.Addr().String())
-	l, err := dialRelayed(ctx, relay, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"t"}}, &quic.Config{}, logging.Discard(nil))
+	l, err := dialRelayed(ctx, relay, netip.AddrPort{}, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"t"}}, &quic.Config{}, logging.Discard(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

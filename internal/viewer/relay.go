@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -116,7 +118,11 @@ func (d Dialer) DialLink(ctx context.Context, id *identity.Identity, cam identit
 				log.Debug("camera located", "relay", r.Addr, "public", pub.String())
 				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				defer cancel()
-				l, err := dialRelayed(dctx, pub, tlsConf, qconf, log)
+				var relay netip.AddrPort
+				if ua, err := net.ResolveUDPAddr("udp", r.Addr); err == nil {
+					relay = netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), ua.AddrPort().Port())
+				}
+				l, err := dialRelayed(dctx, pub, relay, tlsConf, qconf, log)
 				if err != nil {
 					return nil, fmt.Errorf("camera at %s: %w", pub, err)
 				}

@@ -8,6 +8,8 @@ package discovery
 // what is here is the policy of what to accept.
 
 import (
+	"github.com/camagent/camagent/p2p/natwire"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -145,35 +147,6 @@ func validObservation(a netip.AddrPort) bool {
 	return a.IsValid() && !a.Addr().IsUnspecified() && a.Port() != 0
 }
 
-// MappingBehavior is how a NAT maps one internal endpoint to external
-// endpoints for different destinations (RFC 4787 §4.1), as far as two
-// observations tell (RFC 5780 §4.3).
-type MappingBehavior uint8
-
-const (
-	// MappingUnknown: not enough, or not comparable, observations.
-	MappingUnknown MappingBehavior = iota
-	// MappingIndependent: endpoint-independent mapping (RFC 4787 §4.1):
-	// every destination sees the same external address and port, so an
-	// address learned from one server is the one a peer must aim at.
-	MappingIndependent
-	// MappingDependent: address- or address-and-port-dependent mapping:
-	// each destination gets its own external port (or address), so the
-	// port a peer will see has to be predicted, not looked up.
-	MappingDependent
-)
-
-func (b MappingBehavior) String() string {
-	switch b {
-	case MappingIndependent:
-		return "endpoint-independent"
-	case MappingDependent:
-		return "endpoint-dependent"
-	default:
-		return "unknown"
-	}
-}
-
 // CompareMappings classifies two observations of the same local socket
 // made by two different destinations (the relay's QUIC port and the
 // camera's registration port, say): RFC 5780 §4.3 test I against test II,
@@ -181,28 +154,28 @@ func (b MappingBehavior) String() string {
 // destinations do not tell address-dependent from address-and-port-
 // dependent; both are MappingDependent, which is all port prediction
 // needs to know.
-func CompareMappings(a, b netip.AddrPort) MappingBehavior {
+func CompareMappings(a, b netip.AddrPort) natwire.Mapping {
 	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 	b = netip.AddrPortFrom(b.Addr().Unmap(), b.Port())
 	if !validObservation(a) || !validObservation(b) {
-		return MappingUnknown
+		return natwire.MappingUnknown
 	}
 	if a.Addr().Is4() != b.Addr().Is4() {
 		// An IPv4 and an IPv6 observation went out by different routes
 		// (and through different NATs, if any): they say nothing about
 		// one mapping.
-		return MappingUnknown
+		return natwire.MappingUnknown
 	}
 	switch {
 	case a == b:
-		return MappingIndependent
+		return natwire.MappingIndependent
 	case a.Addr() == b.Addr():
-		return MappingDependent
+		return natwire.MappingDependent
 	default:
 		// Same socket, different public IP: a NAT with an address pool
 		// that is not "paired" (RFC 4787 §4.1, REQ-2). For the peer it is
 		// as unpredictable as a new port, since it must guess the address
 		// as well: endpoint-dependent.
-		return MappingDependent
+		return natwire.MappingDependent
 	}
 }

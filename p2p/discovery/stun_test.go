@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"github.com/camagent/camagent/p2p/natwire"
+
 	"errors"
 	"net"
 	"net/netip"
@@ -196,20 +198,20 @@ func TestCompareMappings(t *testing.T) {
 	tests := []struct {
 		name string
 		a, b netip.AddrPort
-		want MappingBehavior
+		want natwire.Mapping
 	}{
-		{"same address and port", ap("198.51.100.7:40000"), ap("198.51.100.7:40000"), MappingIndependent},
-		{"same, one IPv4-mapped", ap("[::ffff:198.51.100.7]:40000"), ap("198.51.100.7:40000"), MappingIndependent},
-		{"same IPv6", ap("[2001:db8::1]:5"), ap("[2001:db8::1]:5"), MappingIndependent},
-		{"port changed", ap("198.51.100.7:40000"), ap("198.51.100.7:40001"), MappingDependent},
-		{"address changed (pooling not paired)", ap("198.51.100.7:40000"), ap("198.51.100.8:40000"), MappingDependent},
-		{"both changed", ap("198.51.100.7:40000"), ap("198.51.100.8:1"), MappingDependent},
-		{"first missing", netip.AddrPort{}, ap("198.51.100.7:40000"), MappingUnknown},
-		{"second missing", ap("198.51.100.7:40000"), netip.AddrPort{}, MappingUnknown},
-		{"both missing", netip.AddrPort{}, netip.AddrPort{}, MappingUnknown},
-		{"port zero", ap("198.51.100.7:0"), ap("198.51.100.7:0"), MappingUnknown},
-		{"unspecified", ap("0.0.0.0:1"), ap("0.0.0.0:1"), MappingUnknown},
-		{"IPv4 against IPv6", ap("198.51.100.7:40000"), ap("[2001:db8::1]:40000"), MappingUnknown},
+		{"same address and port", ap("198.51.100.7:40000"), ap("198.51.100.7:40000"), natwire.MappingIndependent},
+		{"same, one IPv4-mapped", ap("[::ffff:198.51.100.7]:40000"), ap("198.51.100.7:40000"), natwire.MappingIndependent},
+		{"same IPv6", ap("[2001:db8::1]:5"), ap("[2001:db8::1]:5"), natwire.MappingIndependent},
+		{"port changed", ap("198.51.100.7:40000"), ap("198.51.100.7:40001"), natwire.MappingDependent},
+		{"address changed (pooling not paired)", ap("198.51.100.7:40000"), ap("198.51.100.8:40000"), natwire.MappingDependent},
+		{"both changed", ap("198.51.100.7:40000"), ap("198.51.100.8:1"), natwire.MappingDependent},
+		{"first missing", netip.AddrPort{}, ap("198.51.100.7:40000"), natwire.MappingUnknown},
+		{"second missing", ap("198.51.100.7:40000"), netip.AddrPort{}, natwire.MappingUnknown},
+		{"both missing", netip.AddrPort{}, netip.AddrPort{}, natwire.MappingUnknown},
+		{"port zero", ap("198.51.100.7:0"), ap("198.51.100.7:0"), natwire.MappingUnknown},
+		{"unspecified", ap("0.0.0.0:1"), ap("0.0.0.0:1"), natwire.MappingUnknown},
+		{"IPv4 against IPv6", ap("198.51.100.7:40000"), ap("[2001:db8::1]:40000"), natwire.MappingUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,19 +222,6 @@ func TestCompareMappings(t *testing.T) {
 				t.Fatalf("not symmetric: CompareMappings(%v, %v) = %v", tt.b, tt.a, got)
 			}
 		})
-	}
-}
-
-func TestMappingBehaviorString(t *testing.T) {
-	for b, want := range map[MappingBehavior]string{
-		MappingUnknown:     "unknown",
-		MappingIndependent: "endpoint-independent",
-		MappingDependent:   "endpoint-dependent",
-		MappingBehavior(9): "unknown",
-	} {
-		if got := b.String(); got != want {
-			t.Errorf("%d: %q, want %q", b, got, want)
-		}
 	}
 }
 

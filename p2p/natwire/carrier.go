@@ -19,6 +19,9 @@ const (
 	TypeAddressDiscovery uint64 = 0x20
 	// TypeNATTraversal carries ADD_ADDRESS, PUNCH_ME_NOW or REMOVE_ADDRESS.
 	TypeNATTraversal uint64 = 0x40
+	// TypeCamagentNAT carries camagent's extension frames NAT_BEHAVIOR
+	// and PUNCH_MANY (birthday.go); peers that do not know it skip it.
+	TypeCamagentNAT uint64 = 0x41
 )
 
 // maxMessage bounds a carrier message payload. The largest frame
@@ -30,6 +33,8 @@ func MessageType(f Frame) uint64 {
 	switch f.(type) {
 	case *ObservedAddress:
 		return TypeAddressDiscovery
+	case *NATBehavior, *PunchMany:
+		return TypeCamagentNAT
 	}
 	return TypeNATTraversal
 }
@@ -66,7 +71,7 @@ func ParsePayload(typ uint64, payload []byte) (Frame, error) {
 // IsCarrierType reports whether a control message of type typ carries a
 // frame of this package: the hook for stream's control-message loop.
 func IsCarrierType(typ uint64) bool {
-	return typ == TypeAddressDiscovery || typ == TypeNATTraversal
+	return typ == TypeAddressDiscovery || typ == TypeNATTraversal || typ == TypeCamagentNAT
 }
 
 // ReadMessage reads one carrier message from r. Messages of other types

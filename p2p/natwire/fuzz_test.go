@@ -16,6 +16,9 @@ func seedFrames() []Frame {
 		&AddAddress{Seq: 3, Addr: v4}, &AddAddress{Seq: 4, Addr: v6},
 		&PunchMeNow{Round: 1, PairedWith: 3, Addr: v4}, &PunchMeNow{Round: 2, PairedWith: 4, Addr: v6},
 		&RemoveAddress{Seq: 3},
+		&NATBehavior{Mapping: MappingDependent},
+		&PunchMany{Round: 3, PairedWith: 1, Mode: SprayFanOut, Addr: v4},
+		&PunchMany{Round: 4, PairedWith: 2, Mode: SprayPorts, Addr: v6},
 	}
 }
 

@@ -63,6 +63,10 @@ func (t FrameType) String() string {
 		return "PUNCH_ME_NOW"
 	case TypeRemoveAddress:
 		return "REMOVE_ADDRESS"
+	case TypeNATBehavior:
+		return "NAT_BEHAVIOR"
+	case TypePunchManyV4, TypePunchManyV6:
+		return "PUNCH_MANY"
 	}
 	return fmt.Sprintf("FRAME_%#x", uint64(t))
 }
@@ -76,7 +80,8 @@ var (
 )
 
 // Frame is one address discovery or NAT traversal frame. The concrete
-// types are *ObservedAddress, *AddAddress, *PunchMeNow and *RemoveAddress.
+// types are *ObservedAddress, *AddAddress, *PunchMeNow, *RemoveAddress and
+// camagent's *NATBehavior and *PunchMany (birthday.go).
 type Frame interface {
 	// Type returns the frame type as it goes on the wire, which depends on
 	// the address family for address-carrying frames.
@@ -166,6 +171,12 @@ func (f *RemoveAddress) Append(b []byte) ([]byte, error) {
 }
 
 func appendFrame(b []byte, t FrameType, ints []uint64, a netip.AddrPort) ([]byte, error) {
+	return appendFrameWith(b, t, ints, nil, a)
+}
+
+// appendFrameWith encodes Type (i), the varints, the fixed bytes, then the
+// address and port.
+func appendFrameWith(b []byte, t FrameType, ints []uint64, fixed []byte, a netip.AddrPort) ([]byte, error) {
 	if !a.IsValid() || !a.Addr().IsValid() {
 		return b, fmt.Errorf("encode %v: invalid address %v", t, a)
 	}
@@ -183,6 +194,7 @@ func appendFrame(b []byte, t FrameType, ints []uint64, a netip.AddrPort) ([]byte
 	for _, v := range ints {
 		b = quicvarint.Append(b, v)
 	}
+	b = append(b, fixed...)
 	ip := a.Addr().Unmap()
 	if ip.Is4() {
 		v4 := ip.As4()
@@ -216,6 +228,10 @@ func ParseFrame(b []byte) (Frame, int, error) {
 		f = &PunchMeNow{Round: round, PairedWith: paired, Addr: d.addrPort(t&1 == 1)}
 	case TypeRemoveAddress:
 		f = &RemoveAddress{Seq: d.varint()}
+	case TypeNATBehavior:
+		f = parseNATBehavior(&d)
+	case TypePunchManyV4, TypePunchManyV6:
+		f = parsePunchMany(&d, t&1 == 1)
 	default:
 		return nil, 0, fmt.Errorf("%w %#x", ErrUnknownFrame, uint64(t))
 	}

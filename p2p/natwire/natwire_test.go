@@ -35,6 +35,11 @@ func TestRoundTrip(t *testing.T) {
 		{"punch v6", &PunchMeNow{Round: 1<<62 - 1, PairedWith: 0, Addr: v6}, TypePunchMeNowV6, nil},
 		{"remove", &RemoveAddress{Seq: 300}, TypeRemoveAddress,
 			[]byte{0x80, 0x3d, 0x7e, 0x94, 0x41, 0x2c}},
+		{"nat behavior", &NATBehavior{Mapping: MappingDependent}, TypeNATBehavior,
+			[]byte{0x80, 0xca, 0x4d, 0x00, 0x02}},
+		{"punch many v4", &PunchMany{Round: 2, PairedWith: 1, Mode: SprayPorts, Addr: v4}, TypePunchManyV4,
+			[]byte{0x80, 0xca, 0x4d, 0x02, 0x02, 0x01, 0x02, 192, 0, 2, 45, 0xd4, 0x31}},
+		{"punch many v6", &PunchMany{Round: 9, PairedWith: 0, Mode: SprayFanOut, Addr: v6}, TypePunchManyV6, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +127,10 @@ func TestParseErrors(t *testing.T) {
 		{"short v4 address", []byte{0x80, 0x3d, 0x7e, 0x90, 0x01, 1, 2, 3, 4, 5}},
 		{"short v6 address", full[:len(full)-1]},
 		{"missing paired with", []byte{0x80, 0x3d, 0x7e, 0x92, 0x01}},
+		{"nat behavior without mapping", []byte{0x80, 0xca, 0x4d, 0x00}},
+		{"nat behavior out of range", []byte{0x80, 0xca, 0x4d, 0x00, 0x03}},
+		{"punch many bad mode", []byte{0x80, 0xca, 0x4d, 0x02, 0x01, 0x01, 0x00, 192, 0, 2, 45, 0xd4, 0x31}},
+		{"punch many without mode", []byte{0x80, 0xca, 0x4d, 0x02, 0x01, 0x01}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +153,8 @@ func TestCarrierRejectsMisfiledFrames(t *testing.T) {
 		{"observed under NAT type", TypeNATTraversal, obs},
 		{"add under discovery type", TypeAddressDiscovery, add},
 		{"trailing bytes", TypeNATTraversal, append(add, 0)},
+		{"nat behavior under NAT type", TypeNATTraversal, []byte{0x80, 0xca, 0x4d, 0x00, 0x01}},
+		{"add under camagent type", TypeCamagentNAT, add},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,5 +226,18 @@ func TestPipe(t *testing.T) {
 	a.Close()
 	if err := b.Send(want); !errors.Is(err, ErrClosed) {
 		t.Fatalf("send after close: %v", err)
+	}
+}
+
+func TestMappingString(t *testing.T) {
+	for m, want := range map[Mapping]string{
+		MappingUnknown:     "unknown",
+		MappingIndependent: "endpoint-independent",
+		MappingDependent:   "endpoint-dependent",
+		Mapping(9):         "unknown",
+	} {
+		if got := m.String(); got != want {
+			t.Errorf("%d: %q, want %q", m, got, want)
+		}
 	}
 }

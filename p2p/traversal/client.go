@@ -17,6 +17,7 @@ import (
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/pathmux"
+	"github.com/camagent/camagent/p2p/portspray"
 )
 
 // Client timing defaults (docs/nat-traversal.md §3).
@@ -79,6 +80,17 @@ type ClientConfig struct {
 	LocalPrefixes []netip.Prefix
 	Learner       *discovery.Learner
 
+	// Mapping, if set, is the viewer's own NAT mapping behaviour (the
+	// Link measures it with STUN at the relay); with the camera's
+	// NAT_BEHAVIOR it decides whether a round adds PUNCH_MANY (spray.go).
+	Mapping func() natwire.Mapping
+	// Listen opens the sockets of a viewer-side fan-out, in the viewer
+	// socket's network namespace; nil means no fan-out.
+	Listen portspray.ListenFunc
+	// OnNonQUIC handles the non-QUIC packets of a fan-out's hole socket,
+	// as it does Socket's.
+	OnNonQUIC func(b []byte, from netip.AddrPort)
+
 	ProbeTimeout, Keepalive, DeadAfter time.Duration
 	RetryMin, RetryMax, RelayRefresh   time.Duration
 	// OnEvent, if set, is called from the run loop for every migration.
@@ -115,7 +127,10 @@ type Event struct {
 // ClientStats count what a Client did.
 type ClientStats struct {
 	Rounds, Probes, Validated, Switches, Fallbacks, Keepalives uint64
-	Direct                                                     bool
+	// Sprays are PUNCH_MANY sent, Guesses the spray packets sent, Holes
+	// the viewer-side fan-outs that found one (spray.go).
+	Sprays, Guesses, Holes uint64
+	Direct                 bool
 }
 
 // Client is the viewer side of NAT traversal for one connection.
@@ -130,6 +145,7 @@ type Client struct {
 	frames  chan natwire.Frame
 	results chan probeResult
 	heard   chan netip.AddrPort // sources of punch packets
+	fanCh   chan fanResult
 
 	// Owned by the run loop.
 	remote         map[uint64]netip.AddrPort
@@ -145,6 +161,12 @@ type Client struct {
 	nextRound      time.Time
 	backoff        time.Duration
 	lastRelayProbe time.Time
+	camMapping     natwire.Mapping // from NAT_BEHAVIOR
+	sprays         int
+	lastSpray      time.Time
+	sprayAt        time.Time // when this round's guesses go out, if any
+	sprayIP        netip.Addr
+	holes          []*pathmux.Socket // fan-out winners, closed with the Client
 
 	mu    sync.Mutex
 	stats ClientStats
@@ -152,6 +174,7 @@ type Client struct {
 
 type directPath struct {
 	addr  netip.AddrPort
+	sock  *pathmux.Socket // Socket, or a fan-out's hole
 	route *pathmux.Route
 	tr    *quic.Transport
 	path  *quic.Path
@@ -180,6 +203,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		frames:    make(chan natwire.Frame, 16),
 		results:   make(chan probeResult, 8),
 		heard:     make(chan netip.AddrPort, 4),
+		fanCh:     make(chan fanResult, 1),
 		remote:    make(map[uint64]netip.AddrPort),
 		direct:    make(map[netip.AddrPort]*directPath),
 		relayPath: relayPath,
@@ -250,6 +274,8 @@ func (c *Client) run(ctx context.Context, readErr <-chan error) error {
 			c.probed(ctx, r)
 		case a := <-c.heard:
 			c.heardPunch(ctx, a)
+		case r := <-c.fanCh:
+			c.holeFound(ctx, r)
 		case <-tick.C:
 		}
 		c.step(ctx)
@@ -260,6 +286,9 @@ func (c *Client) run(ctx context.Context, readErr <-chan error) error {
 // a relay refresh.
 func (c *Client) step(ctx context.Context) {
 	now := c.cfg.Now()
+	if !c.sprayAt.IsZero() && !now.Before(c.sprayAt) {
+		c.spray(ctx)
+	}
 	if c.active != nil {
 		c.watchDirect(ctx, now)
 		return
@@ -287,6 +316,8 @@ func (c *Client) handle(f natwire.Frame) error {
 		c.scheduleSoon()
 	case *natwire.RemoveAddress:
 		delete(c.remote, f.Seq)
+	case *natwire.NATBehavior:
+		c.camMapping = f.Mapping
 	case *natwire.ObservedAddress:
 		if c.cfg.Learner != nil {
 			if changed, _ := c.cfg.Learner.Handle(f); changed {
@@ -316,7 +347,9 @@ func (c *Client) scheduleSoon() {
 // the relay only, and the port its punch toward us came from is the one
 // way through. A full-cone or public viewer sees these punches arrive.
 func (c *Client) HeardPacket(b []byte, from netip.AddrPort) {
-	if kind, _, ok := parsePacket(b); !ok || kind != kindPunch {
+	// A fan-out packet of the camera's that got in (a guess of ours
+	// opened the way first) names its hole just as a punch does.
+	if kind, _, ok := parsePacket(b); !ok || (kind != kindPunch && kind != kindFan) {
 		return
 	}
 	select {
@@ -411,6 +444,7 @@ func (c *Client) startRound(ctx context.Context) {
 	// retransmit it within the probe timeout). One round trip of the
 	// connection covers the PUNCH_ME_NOW and the punch.
 	c.probeAt = c.cfg.Now().Add(c.punchLead())
+	c.birthday(ctx)
 	if len(c.queue) == 0 {
 		c.roundFailed()
 	}
@@ -494,7 +528,7 @@ func (c *Client) directPath(addr netip.AddrPort) (*directPath, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp := &directPath{addr: addr, route: route, tr: &quic.Transport{Conn: route}}
+	dp := &directPath{addr: addr, sock: c.cfg.Socket, route: route, tr: &quic.Transport{Conn: route}}
 	c.direct[addr] = dp
 	return dp, nil
 }
@@ -555,7 +589,7 @@ func (c *Client) watchDirect(ctx context.Context, now time.Time) {
 	case quiet > c.cfg.DeadAfter:
 		c.fallBack(ctx)
 	case quiet >= c.cfg.Keepalive:
-		if err := c.cfg.Socket.WriteRaw(KeepalivePacket(uint64(now.UnixNano())), dp.addr); err == nil {
+		if err := dp.sock.WriteRaw(KeepalivePacket(uint64(now.UnixNano())), dp.addr); err == nil {
 			c.count(func(s *ClientStats) { s.Keepalives++ })
 		}
 	}
@@ -632,9 +666,14 @@ func (c *Client) Err() error {
 }
 
 // Close stops the Client. The connection stays on whatever path it uses;
-// the transports it made live until the Socket is closed.
+// the transports it made on Socket live until Socket is closed. Close also
+// closes the hole sockets of fan-outs, which ends a connection still using
+// one: close the Client once the connection is over.
 func (c *Client) Close() error {
 	c.cancel()
 	<-c.done
+	for _, h := range c.holes {
+		h.Close()
+	}
 	return nil
 }

@@ -53,6 +53,11 @@ type Guard struct {
 	tokens  float64
 	last    time.Time
 	targets map[netip.AddrPort]int // punch targets of live connections, counted
+	// Birthday attempts (spray.go): a bucket of MaxSpraysPerMinute, and
+	// the IPs sprayed lately, whose fan-out packets are answered.
+	sprayTokens float64
+	sprayLast   time.Time
+	fanFrom     map[netip.Addr]time.Time
 }
 
 // NewGuard returns a Guard.
@@ -66,7 +71,11 @@ func NewGuard(cfg GuardConfig) *Guard {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Guard{cfg: cfg, tokens: cfg.Burst, last: cfg.Now(), targets: make(map[netip.AddrPort]int)}
+	now := cfg.Now()
+	return &Guard{
+		cfg: cfg, tokens: cfg.Burst, last: now, targets: make(map[netip.AddrPort]int),
+		sprayTokens: MaxSpraysPerMinute, sprayLast: now, fanFrom: make(map[netip.Addr]time.Time),
+	}
 }
 
 // onLink reports whether ip is inside one of the camera's own networks.
@@ -116,4 +125,40 @@ func (g *Guard) IsTarget(a netip.AddrPort) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.targets[unmap(a)] > 0
+}
+
+// takeSpray spends one birthday attempt of the camera-wide budget.
+func (g *Guard) takeSpray() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Now()
+	g.sprayTokens = min(g.sprayTokens+now.Sub(g.sprayLast).Minutes()*MaxSpraysPerMinute, MaxSpraysPerMinute)
+	g.sprayLast = now
+	if g.sprayTokens < 1 {
+		return false
+	}
+	g.sprayTokens--
+	return true
+}
+
+// answerFans lets the Responder answer fan-out packets from ip until
+// until: the IP a spray went to.
+func (g *Guard) answerFans(ip netip.Addr, until time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.cfg.Now()
+	for a, t := range g.fanFrom {
+		if now.After(t) {
+			delete(g.fanFrom, a)
+		}
+	}
+	g.fanFrom[ip.Unmap()] = until
+}
+
+// answersFan reports whether a fan-out packet from ip is answered.
+func (g *Guard) answersFan(ip netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.fanFrom[ip.Unmap()]
+	return ok && !g.cfg.Now().After(t)
 }

@@ -20,6 +20,14 @@ const (
 	kindPunch         = 'p' // camera -> viewer, opens the camera's NAT toward the viewer
 	kindKeepalive     = 'k' // viewer -> camera on a direct path
 	kindKeepaliveEcho = 'K' // camera -> viewer, answers a keepalive
+	// Port spraying (p2p/portspray, docs/nat-traversal.md §3.4).
+	kindFan   = 'f' // from each socket of a fan-out, to the peer's known address
+	kindGuess = 'g' // a spray's guess at one port of the peer's public IP
+	// kindMappingProbe is the camera's probe of its own NAT: sent from its
+	// QUIC socket to its public address at the relay, it comes back
+	// through the registration from the mapping toward that address
+	// (MappingProbe).
+	kindMappingProbe = 'm'
 )
 
 var magic = []byte{0, 'c', 'a', 'm'}
@@ -43,6 +51,9 @@ func parsePacket(b []byte) (kind byte, token uint64, ok bool) {
 // KeepalivePacket is what a viewer sends on a quiet direct path; a camera's
 // Responder echoes it.
 func KeepalivePacket(token uint64) []byte { return makePacket(kindKeepalive, token) }
+
+// MappingProbePacket is the camera's probe of its own NAT mapping.
+func MappingProbePacket(token uint64) []byte { return makePacket(kindMappingProbe, token) }
 
 // IsPathPacket reports whether b is a punch, keepalive or echo packet.
 func IsPathPacket(b []byte) bool {

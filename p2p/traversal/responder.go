@@ -18,13 +18,17 @@ type ResponderConfig struct {
 	Write func(b []byte, to net.Addr) (int, error)
 	// Guard limits whom and how much the Responder answers.
 	Guard *Guard
+	// OnMappingProbe, if set, takes the camera's own mapping probes
+	// (MappingProbePacket) with the address they came back from.
+	OnMappingProbe func(token uint64, from netip.AddrPort)
 }
 
 // Responder answers keepalive packets on the camera's QUIC socket, so a
 // viewer can tell within a fraction of a second that its direct path
 // died, whether or not video is flowing. It answers only addresses a live
 // connection has punched, with a packet of the same size, within the
-// camera-wide budget.
+// camera-wide budget; likewise fan-out packets from an IP the camera just
+// sprayed. It hands the camera's own mapping probes to OnMappingProbe.
 type Responder struct {
 	cfg     ResponderConfig
 	cancel  context.CancelFunc
@@ -56,11 +60,27 @@ func (r *Responder) run(ctx context.Context) {
 func (r *Responder) answer(b []byte, from net.Addr) {
 	kind, token, ok := parsePacket(b)
 	src, err := discovery.AddrPort(from)
-	if !ok || kind != kindKeepalive || err != nil || !r.cfg.Guard.IsTarget(src) || !r.cfg.Guard.take() {
+	if !ok || err != nil {
 		r.ignored.Add(1)
 		return
 	}
-	if _, err := r.cfg.Write(makePacket(kindKeepaliveEcho, token), net.UDPAddrFromAddrPort(netip.AddrPortFrom(src.Addr(), src.Port()))); err == nil {
+	var reply []byte
+	switch {
+	case kind == kindMappingProbe && r.cfg.OnMappingProbe != nil:
+		r.cfg.OnMappingProbe(token, src)
+		return
+	case kind == kindKeepalive && r.cfg.Guard.IsTarget(src):
+		reply = makePacket(kindKeepaliveEcho, token)
+	case kind == kindFan && r.cfg.Guard.answersFan(src.Addr()):
+		// A viewer's fan-out socket got through the hole a guess of the
+		// camera's spray opened: a punch back tells that socket.
+		reply = makePacket(kindPunch, token)
+	}
+	if reply == nil || !r.cfg.Guard.take() {
+		r.ignored.Add(1)
+		return
+	}
+	if _, err := r.cfg.Write(reply, net.UDPAddrFromAddrPort(src)); err == nil {
 		r.echoed.Add(1)
 	}
 }

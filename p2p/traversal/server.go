@@ -24,6 +24,7 @@ import (
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/portspray"
 )
 
 // ErrProtocolViolation is wrapped by the error that ends a Server or
@@ -47,6 +48,16 @@ type ServerConfig struct {
 	// Learner, if set, takes the viewer's OBSERVED_ADDRESS reports about
 	// the camera into the candidate set.
 	Learner *discovery.Learner
+	// Mapping, if set, is the camera's NAT mapping behaviour as the agent
+	// measured it; it is sent as NAT_BEHAVIOR and decides which half of a
+	// PUNCH_MANY the camera may play (spray.go).
+	Mapping func() natwire.Mapping
+	// Listen opens the sockets of a fan-out, and Hole hands the winning
+	// one to the camera's QUIC socket for the viewer at peer
+	// (tunnel.Mux.AddHole) and returns what removes it again. Without
+	// them the camera refuses fan-outs.
+	Listen portspray.ListenFunc
+	Hole   func(c net.PacketConn, peer netip.AddrPort, first []byte) (remove func())
 	// PunchesPerPair and PunchInterval shape the punch train of one pair;
 	// 0 means the defaults.
 	PunchesPerPair int
@@ -66,6 +77,9 @@ type ServerStats struct {
 	Refused          uint64 // PUNCH_ME_NOW refused by policy (target, pairing, limits)
 	Throttled        uint64 // punch packets not sent for the camera-wide budget
 	ObservedReceived uint64 // OBSERVED_ADDRESS from the viewer
+	Sprays           uint64 // PUNCH_MANY acted on
+	Guesses          uint64 // spray packets sent
+	Holes            uint64 // fan-outs that found a hole
 }
 
 // Server is the camera side of NAT traversal for one connection.
@@ -79,6 +93,7 @@ type Server struct {
 	err    error
 
 	observeCh chan netip.AddrPort
+	fanCh     chan fanResult
 
 	// Owned by the run loop.
 	advertised map[netip.AddrPort]uint64 // candidate -> sequence number
@@ -89,6 +104,11 @@ type Server struct {
 	roundStart time.Time
 	roundPairs int
 	train      []*punchTrain
+	mapping    natwire.Mapping // last sent in NAT_BEHAVIOR
+	sentMap    bool
+	sprays     int
+	lastSpray  time.Time
+	holes      []func()
 
 	mu    sync.Mutex
 	stats ServerStats
@@ -124,6 +144,7 @@ func NewServer(cfg ServerConfig) *Server {
 		cancel:     cancel,
 		done:       make(chan struct{}),
 		observeCh:  make(chan netip.AddrPort, 4),
+		fanCh:      make(chan fanResult, 1),
 		advertised: make(map[netip.AddrPort]uint64),
 		observed:   make(map[netip.AddrPort]bool),
 		targets:    make(map[netip.AddrPort]bool),
@@ -133,6 +154,9 @@ func NewServer(cfg ServerConfig) *Server {
 	go func() {
 		s.err = s.run(ctx, readErr)
 		cancel()
+		for _, remove := range s.holes {
+			remove()
+		}
 		for a := range s.targets {
 			cfg.Guard.release(a)
 		}
@@ -161,6 +185,8 @@ func (s *Server) readLoop(ctx context.Context) error {
 func (s *Server) run(ctx context.Context, readErr <-chan error) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	peerTick := time.NewTicker(holdPeerEvery)
+	defer peerTick.Stop()
 	for {
 		changed, err := s.advertise()
 		if err != nil {
@@ -176,9 +202,13 @@ func (s *Server) run(ctx context.Context, readErr <-chan error) error {
 			}
 			return fmt.Errorf("NAT traversal channel: %w", err)
 		case f := <-s.frames:
-			if err := s.handle(f); err != nil {
+			if err := s.handle(ctx, f); err != nil {
 				return err
 			}
+		case r := <-s.fanCh:
+			s.fanDone(r)
+		case <-peerTick.C:
+			s.holdPeer()
 		case a := <-s.observeCh:
 			s.observed[a] = true
 		case <-changed:
@@ -201,6 +231,9 @@ func (s *Server) Observe(a netip.AddrPort) {
 // withdrawn ones (draft-seemann-quic-nat-traversal-02, sections
 // "ADD_ADDRESS Frame" and "REMOVE_ADDRESS Frame").
 func (s *Server) advertise() (<-chan struct{}, error) {
+	if err := s.sendMapping(); err != nil {
+		return nil, err
+	}
 	cands, changed := s.cfg.Candidates.Snapshot()
 	current := make(map[netip.AddrPort]bool, len(cands))
 	for _, c := range cands {
@@ -229,8 +262,30 @@ func (s *Server) advertise() (<-chan struct{}, error) {
 	return changed, nil
 }
 
-func (s *Server) handle(f natwire.Frame) error {
+// sendMapping sends NAT_BEHAVIOR when the camera's mapping is known and
+// differs from what was sent; before any ADD_ADDRESS, so the viewer's
+// first round knows it.
+func (s *Server) sendMapping() error {
+	if s.cfg.Mapping == nil {
+		return nil
+	}
+	m := s.cfg.Mapping()
+	if m == natwire.MappingUnknown || (s.sentMap && m == s.mapping) {
+		return nil
+	}
+	if err := s.cfg.Channel.Send(&natwire.NATBehavior{Mapping: m}); err != nil {
+		return err
+	}
+	s.mapping, s.sentMap = m, true
+	return nil
+}
+
+func (s *Server) handle(ctx context.Context, f natwire.Frame) error {
 	switch f := f.(type) {
+	case *natwire.PunchMany:
+		s.punchMany(ctx, f)
+	case *natwire.NATBehavior:
+		// The viewer's own; its PUNCH_MANY says what it implies.
 	case *natwire.PunchMeNow:
 		s.punchMeNow(f)
 		// Counted once handled, so that whoever sees the count also sees
@@ -274,19 +329,14 @@ func (s *Server) punchMeNow(f *natwire.PunchMeNow) {
 		}
 	}
 	s.roundPairs++
-	if !s.targets[to] {
-		s.targets[to] = true
-		s.cfg.Guard.hold(to)
-	}
+	s.holdTarget(to)
 	s.train = append(s.train, &punchTrain{to: to, left: s.cfg.PunchesPerPair, next: now})
 	s.punch()
 }
 
 // refusal says why f must not make the camera send anything, or "".
 func (s *Server) refusal(f *natwire.PunchMeNow) string {
-	if peer, err := discovery.AddrPort(s.cfg.Peer()); err == nil {
-		s.observed[peer] = true
-	}
+	s.notePeer()
 	to := unmap(f.Addr)
 	switch {
 	case f.Round < s.round || f.Round == 0:

@@ -35,6 +35,10 @@ type Mux struct {
 	mu      sync.Mutex
 	relayed map[relayedKey]*RelayedAddr // interned, so a peer's address is one value
 	tunnels map[*Conn]struct{}
+	// holes are extra direct sockets, each for one peer: the hole a
+	// port-spray fan-out found through the camera's endpoint-dependent
+	// NAT (p2p/portspray). Replies to that peer leave from it.
+	holes map[netip.AddrPort]net.PacketConn
 
 	readDeadline deadline
 	closeOnce    sync.Once
@@ -84,6 +88,7 @@ func NewMux(direct net.PacketConn) *Mux {
 		in:           make(chan muxPacket, 256),
 		relayed:      map[relayedKey]*RelayedAddr{},
 		tunnels:      map[*Conn]struct{}{},
+		holes:        map[netip.AddrPort]net.PacketConn{},
 		readDeadline: newDeadline(),
 		closed:       make(chan struct{}),
 	}
@@ -112,6 +117,69 @@ func (m *Mux) remove(c *Conn) {
 			delete(m.relayed, k)
 		}
 	}
+}
+
+// AddHole serves peer through c, a socket whose NAT mapping is the only
+// way peer's packets get in (a port-spray winner): what c receives is read
+// as direct packets, and whatever is sent to peer (QUIC, punches, echoes)
+// leaves from c, until RemoveHole. first, if not empty, is a packet c
+// already received from peer. A second hole for the same peer replaces
+// the first, which is closed.
+func (m *Mux) AddHole(c net.PacketConn, peer netip.AddrPort, first []byte) {
+	m.mu.Lock()
+	old := m.holes[peer]
+	m.holes[peer] = c
+	m.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	if len(first) > 0 {
+		buf := m.pool.Get().(*[]byte)
+		p := muxPacket{buf: buf, n: copy(*buf, first), from: peer}
+		select {
+		case m.in <- p:
+		default:
+			m.pool.Put(buf)
+		}
+	}
+	go m.pump(c, nil)
+}
+
+// RemoveHole stops routing through c and closes it.
+func (m *Mux) RemoveHole(c net.PacketConn) {
+	m.mu.Lock()
+	for peer, h := range m.holes {
+		if h == c {
+			delete(m.holes, peer)
+		}
+	}
+	m.mu.Unlock()
+	c.Close()
+}
+
+// Holes is the number of hole sockets in use.
+func (m *Mux) Holes() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.holes)
+}
+
+// directFor is the socket that reaches peer directly.
+func (m *Mux) directFor(addr net.Addr) net.PacketConn {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return m.direct
+	}
+	ap := ua.AddrPort()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.holes) == 0 {
+		return m.direct
+	}
+	if h, ok := m.holes[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]; ok {
+		return h
+	}
+	return m.direct
 }
 
 // Tunnels is the number of live registrations.
@@ -204,15 +272,15 @@ func (m *Mux) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if ra, ok := addr.(*RelayedAddr); ok {
 		return ra.via.WriteTo(b, net.UDPAddrFromAddrPort(ra.peer))
 	}
-	return m.direct.WriteTo(b, addr)
+	return m.directFor(addr).WriteTo(b, addr)
 }
 
-// WriteDirect sends b to addr on the direct socket, whatever path addr was
-// last heard on: punch packets must leave from the socket whose NAT
-// mapping the viewer will send to, even toward a viewer that so far came
-// through a relay (docs/nat-traversal.md §4).
+// WriteDirect sends b to addr on the direct socket (or addr's hole),
+// whatever path addr was last heard on: punch packets must leave from the
+// socket whose NAT mapping the viewer will send to, even toward a viewer
+// that so far came through a relay (docs/nat-traversal.md §4).
 func (m *Mux) WriteDirect(b []byte, addr net.Addr) (int, error) {
-	return m.direct.WriteTo(b, addr)
+	return m.directFor(addr).WriteTo(b, addr)
 }
 
 // Close closes the direct socket and every registration.
@@ -224,6 +292,9 @@ func (m *Mux) Close() error {
 		m.mu.Lock()
 		for c := range m.tunnels {
 			defer c.Close()
+		}
+		for _, h := range m.holes {
+			defer h.Close()
 		}
 		m.mu.Unlock()
 	})

@@ -56,13 +56,15 @@ func (k Kind) IndependentMapping() bool { return k != Symmetric }
 func (k Kind) IndependentFiltering() bool { return k == Public || k == FullCone }
 
 // DirectPossible reports whether a direct path can exist between a camera
-// behind a and a viewer behind b without port prediction: both mappings are
-// endpoint-independent (each side punches toward the other's reflexive
-// address), or one side filters independently (the other side's packets,
-// from whatever port its NAT picks, get in, and the answer goes back
-// through the mapping they opened).
+// behind a and a viewer behind b: at least one mapping is
+// endpoint-independent. Both are: each side punches toward the other's
+// reflexive address. One side filters independently: the other side's
+// packets, from whatever port its NAT picks, get in, and the answer goes
+// back through the mapping they opened. Only one maps independently and
+// filters by port: port spraying (p2p/portspray) finds one of the other
+// side's many mappings. Two symmetric NATs have no direct path to find.
 func DirectPossible(a, b Kind) bool {
-	return (a.IndependentMapping() && b.IndependentMapping()) ||
+	return a.IndependentMapping() || b.IndependentMapping() ||
 		a.IndependentFiltering() || b.IndependentFiltering()
 }
 

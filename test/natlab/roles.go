@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/p2p/portspray"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
@@ -87,6 +90,7 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	a.SetFanOutListener(listenIn(ns))
 	ctx, cancel := context.WithCancel(ctx)
 	cam := &Camera{Agent: a, dir: dir, cancel: cancel, done: make(chan error, 1)}
 	go func() { cam.done <- a.Run(ctx) }()
@@ -275,6 +279,7 @@ func StartViewer(ctx context.Context, ns string, vid *identity.Identity, cam ide
 			return err
 		}
 		v.Connected = time.Now()
+		v.Link.Listen = listenIn(ns)
 		if v.client, err = stream.NewClient(dctx, v.Link.Conn, "natlab-viewer"); err != nil {
 			return err
 		}
@@ -367,4 +372,17 @@ func (v *Viewer) Close() error {
 		<-v.read
 	}
 	return nil
+}
+
+// listenIn opens the sockets of a port-spray fan-out in namespace ns,
+// where the role's own socket is (the roles run as goroutines on threads
+// of the test's namespace).
+func listenIn(ns string) portspray.ListenFunc {
+	return func(n int) (conns []net.PacketConn, err error) {
+		err = InNamespace(ns, func() (err error) {
+			conns, err = portspray.ListenUDP(netip.IPv4Unspecified())(n)
+			return err
+		})
+		return conns, err
+	}
 }

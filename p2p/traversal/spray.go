@@ -1,0 +1,321 @@
+package traversal
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/p2p/candidate"
+	"github.com/camagent/camagent/p2p/discovery"
+	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/pathmux"
+	"github.com/camagent/camagent/p2p/portspray"
+)
+
+// Port spraying: the birthday half of a round, for a camera and viewer of
+// which one maps endpoint-dependently and the other endpoint-independently
+// (docs/nat-traversal.md §3.4, p2p/portspray). The viewer decides from
+// both sides' mapping (its own measured with STUN at the relay, the
+// camera's from NAT_BEHAVIOR) and sends PUNCH_MANY after its PUNCH_ME_NOWs:
+//
+//   - camera endpoint-dependent: the camera fans out (many sockets, one
+//     packet each toward the viewer's reflexive address), the viewer sprays
+//     guesses at the camera's public IP from its one socket. The camera's
+//     socket that hears a guess is the hole: it joins the camera's QUIC
+//     socket (tunnel.Mux.AddHole) and punches toward the viewer, whose
+//     traversal client learns the hole's port as a peer-reflexive
+//     candidate and probes it.
+//   - viewer endpoint-dependent: the viewer fans out toward the camera's
+//     reflexive address, the camera sprays guesses at the viewer's IP from
+//     its QUIC socket. The viewer's socket that hears a guess is the hole:
+//     a new path of the connection over its own pathmux.Socket.
+//
+// What a PUNCH_MANY can make a camera send is bounded harder than a
+// PUNCH_ME_NOW (Guard): only toward the viewer's own observed address (a
+// fan-out) or its IP (a spray), at most MaxSpraysPerConn per connection
+// MinSprayInterval apart, and MaxSpraysPerMinute camera-wide.
+const (
+	// MaxSpraysPerConn bounds the birthday attempts of one connection.
+	MaxSpraysPerConn = 3
+	// MinSprayInterval spaces the birthday attempts of one connection.
+	MinSprayInterval = 10 * time.Second
+	// MaxSpraysPerMinute bounds birthday attempts camera-wide: each is
+	// portspray.DefaultGuesses packets of 13 bytes (about 110 KB with
+	// headers) or portspray.DefaultSockets sockets.
+	MaxSpraysPerMinute = 6
+	// SprayAnswerWindow is how long after a spray the camera answers a
+	// fan-out packet from the sprayed IP with a punch: a viewer socket
+	// whose mapping was made after the guess that matches it reached the
+	// viewer's NAT is still found.
+	SprayAnswerWindow = 3 * time.Second
+	// holdPeerEvery is how often a Server checks the viewer's current
+	// address, to answer keepalives on a path the viewer found itself.
+	holdPeerEvery = 250 * time.Millisecond
+)
+
+type fanResult struct {
+	w   *portspray.Winner
+	to  netip.AddrPort
+	err error
+}
+
+// punchMany starts the camera's half of a birthday attempt if every rule
+// allows it.
+func (s *Server) punchMany(ctx context.Context, f *natwire.PunchMany) {
+	if reason := s.sprayRefusal(f); reason != "" {
+		s.log.Debug("refusing PUNCH_MANY", "round", f.Round, "mode", f.Mode, "addr", f.Addr, "reason", reason)
+		s.count(func(st *ServerStats) { st.Refused++ })
+		return
+	}
+	s.sprays++
+	s.lastSpray = s.cfg.Now()
+	to := unmap(f.Addr)
+	s.count(func(st *ServerStats) { st.Sprays++ })
+	s.log.Info("port spraying", "mode", f.Mode, "peer", to, "round", f.Round)
+	switch f.Mode {
+	case natwire.SprayFanOut:
+		s.holdTarget(to)
+		cfg := portspray.FanOutConfig{Listen: s.cfg.Listen, Target: to, Packet: makePacket(kindFan, f.Round)}
+		go func() {
+			w, err := portspray.FanOut(ctx, cfg)
+			select {
+			case s.fanCh <- fanResult{w: w, to: to, err: err}:
+			case <-ctx.Done():
+				if w != nil {
+					w.Conn.Close()
+				}
+			}
+		}()
+	case natwire.SprayPorts:
+		s.cfg.Guard.answerFans(to.Addr(), s.cfg.Now().Add(SprayAnswerWindow))
+		write := func(b []byte, a netip.AddrPort) error {
+			_, err := s.cfg.Punch(b, net.UDPAddrFromAddrPort(a))
+			return err
+		}
+		go func() {
+			n, err := portspray.Spray(ctx, write, to.Addr(), portspray.DefaultGuesses, makePacket(kindGuess, f.Round))
+			s.count(func(st *ServerStats) { st.Guesses += uint64(n) })
+			if err != nil {
+				s.log.Debug("spray incomplete", "sent", n, "err", err)
+			}
+		}()
+	}
+}
+
+// sprayRefusal says why f must not make the camera spray or fan out, or "".
+func (s *Server) sprayRefusal(f *natwire.PunchMany) string {
+	s.notePeer()
+	to := unmap(f.Addr)
+	mapping := natwire.MappingUnknown
+	if s.cfg.Mapping != nil {
+		mapping = s.cfg.Mapping()
+	}
+	switch {
+	case f.Round == 0 || f.Round < s.round:
+		return "stale round"
+	case !s.isAdvertised(f.PairedWith):
+		return "paired with an unknown or withdrawn candidate"
+	case candidate.Usable(to) != nil:
+		return "unusable address"
+	case s.sprays >= MaxSpraysPerConn:
+		return "too many birthday attempts on this connection"
+	case s.sprays > 0 && s.cfg.Now().Sub(s.lastSpray) < MinSprayInterval:
+		return "birthday attempts too frequent"
+	case f.Mode == natwire.SprayFanOut && mapping != natwire.MappingDependent:
+		return "camera's NAT does not map endpoint-dependently: nothing to fan out"
+	case f.Mode == natwire.SprayFanOut && (s.cfg.Listen == nil || s.cfg.Hole == nil):
+		return "fan-out not supported here"
+	case f.Mode == natwire.SprayFanOut && !s.observed[to]:
+		return "fan-out target is not an address this viewer was observed at"
+	case f.Mode == natwire.SprayFanOut && !s.targets[to] && len(s.targets) >= MaxTargetsPerConn:
+		return "too many distinct targets"
+	case f.Mode == natwire.SprayPorts && mapping != natwire.MappingIndependent:
+		return "camera's NAT does not map endpoint-independently: a spray would leave from random ports"
+	case f.Mode == natwire.SprayPorts && !s.observedIP(to.Addr()):
+		return "spray target is not the IP address this viewer was observed at"
+	case !s.cfg.Guard.takeSpray():
+		return "camera-wide birthday budget spent"
+	}
+	return ""
+}
+
+// fanDone takes a finished fan-out: its hole joins the camera's socket,
+// and a punch train from it tells the viewer the hole's port.
+func (s *Server) fanDone(r fanResult) {
+	if r.err != nil {
+		s.log.Info("fan-out found no hole", "peer", r.to, "err", r.err)
+		return
+	}
+	s.holes = append(s.holes, s.cfg.Hole(r.w.Conn, r.to, r.w.First))
+	s.count(func(st *ServerStats) { st.Holes++ })
+	s.log.Info("fan-out found a hole", "peer", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
+	s.train = append(s.train, &punchTrain{to: r.to, left: s.cfg.PunchesPerPair, next: s.cfg.Now()})
+	s.punch()
+}
+
+// observedIP reports whether ip is the address of one this viewer was
+// observed at.
+func (s *Server) observedIP(ip netip.Addr) bool {
+	for a := range s.observed {
+		if a.Addr() == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// notePeer records the viewer's current address as observed.
+func (s *Server) notePeer() netip.AddrPort {
+	peer, err := discovery.AddrPort(s.cfg.Peer())
+	if err == nil {
+		s.observed[peer] = true
+	}
+	return peer
+}
+
+// holdPeer makes the viewer's current direct address a target, so the
+// Responder answers its keepalives, whichever way the viewer found it (a
+// viewer-side fan-out's hole is nothing the camera punched).
+func (s *Server) holdPeer() {
+	if _, direct := s.cfg.Peer().(*net.UDPAddr); !direct {
+		return
+	}
+	peer := s.notePeer()
+	if peer.IsValid() && !s.targets[peer] && len(s.targets) < MaxTargetsPerConn {
+		s.holdTarget(peer)
+	}
+}
+
+func (s *Server) holdTarget(a netip.AddrPort) {
+	if !s.targets[a] {
+		s.targets[a] = true
+		s.cfg.Guard.hold(a)
+	}
+}
+
+// sprayLead is how long after a round's probes may start the viewer's
+// guesses go out when the camera fans out: time for the camera to open
+// its sockets after PUNCH_MANY arrives. Guesses that arrive first are not
+// lost: they open the viewer's filter, and the fan-out's resends then get
+// through (portspray.DefaultResend).
+const sprayLead = 50 * time.Millisecond
+
+// birthday adds the birthday half to a round when one side maps
+// endpoint-dependently and the other does not (spray.go's comment): it
+// sends PUNCH_MANY and plans the viewer's own half.
+func (c *Client) birthday(ctx context.Context) {
+	own := natwire.MappingUnknown
+	if c.cfg.Mapping != nil {
+		own = c.cfg.Mapping()
+	}
+	var mode natwire.SprayMode
+	switch {
+	case c.camMapping == natwire.MappingDependent && own == natwire.MappingIndependent:
+		mode = natwire.SprayFanOut
+	case own == natwire.MappingDependent && c.camMapping == natwire.MappingIndependent && c.cfg.Listen != nil:
+		mode = natwire.SprayPorts
+	default:
+		return
+	}
+	now := c.cfg.Now()
+	if c.sprays >= MaxSpraysPerConn || (c.sprays > 0 && now.Sub(c.lastSpray) < MinSprayInterval) {
+		return
+	}
+	seq, cam, ok := c.publicCandidate()
+	self, known := c.reflexive()
+	if !ok || !known {
+		return
+	}
+	if err := c.cfg.Channel.Send(&natwire.PunchMany{Round: c.round, PairedWith: seq, Mode: mode, Addr: self}); err != nil {
+		c.log.Debug("PUNCH_MANY not sent", "err", err)
+		return
+	}
+	c.sprays++
+	c.lastSpray = now
+	c.count(func(s *ClientStats) { s.Sprays++ })
+	c.log.Info("port spraying", "mode", mode, "camera", cam, "self", self, "round", c.round)
+	switch mode {
+	case natwire.SprayFanOut:
+		c.sprayAt, c.sprayIP = c.probeAt.Add(sprayLead), cam.Addr()
+	case natwire.SprayPorts:
+		cfg := portspray.FanOutConfig{Listen: c.cfg.Listen, Target: cam, Packet: makePacket(kindFan, c.round)}
+		go func() {
+			w, err := portspray.FanOut(ctx, cfg)
+			select {
+			case c.fanCh <- fanResult{w: w, to: cam, err: err}:
+			case <-ctx.Done():
+				if w != nil {
+					w.Conn.Close()
+				}
+			}
+		}()
+	}
+}
+
+// spray sends the viewer's guesses at the camera's public IP from its
+// socket, whose mapping the camera's fan-out targets.
+func (c *Client) spray(ctx context.Context) {
+	ip, round := c.sprayIP, c.round
+	c.sprayAt = time.Time{}
+	write := func(b []byte, a netip.AddrPort) error { return c.cfg.Socket.WriteRaw(b, a) }
+	go func() {
+		n, err := portspray.Spray(ctx, write, ip, portspray.DefaultGuesses, makePacket(kindGuess, round))
+		c.count(func(s *ClientStats) { s.Guesses += uint64(n) })
+		if err != nil {
+			c.log.Debug("spray incomplete", "sent", n, "err", err)
+		}
+	}()
+}
+
+// holeFound takes a finished viewer-side fan-out: the winning socket
+// becomes a path of its own to the camera, probed next.
+func (c *Client) holeFound(ctx context.Context, r fanResult) {
+	if r.err != nil {
+		c.log.Info("fan-out found no hole", "camera", r.to, "err", r.err)
+		return
+	}
+	sock := pathmux.New(r.w.Conn, c.cfg.OnNonQUIC)
+	c.holes = append(c.holes, sock)
+	c.count(func(s *ClientStats) { s.Holes++ })
+	c.log.Info("fan-out found a hole", "camera", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
+	if c.active != nil {
+		return
+	}
+	route, err := sock.Route(c.cfg.Relay, r.to)
+	if err != nil {
+		return
+	}
+	if old := c.direct[r.to]; old != nil && old.path != nil {
+		c.abandon(old) // its Probe returns, and probed starts this one
+	}
+	c.direct[r.to] = &directPath{addr: r.to, sock: sock, route: route, tr: &quic.Transport{Conn: route}}
+	c.queue = append([]netip.AddrPort{r.to}, slices.DeleteFunc(c.queue, func(a netip.AddrPort) bool { return a == r.to })...)
+	c.probeNext(ctx)
+}
+
+// publicCandidate is the camera's first advertised public address: its
+// reflexive address at the relay.
+func (c *Client) publicCandidate() (uint64, netip.AddrPort, bool) {
+	best, found := uint64(0), false
+	for seq, a := range c.remote {
+		if c.rank(a) == 1 && (!found || seq < best) {
+			best, found = seq, true
+		}
+	}
+	return best, c.remote[best], found
+}
+
+// reflexive is the viewer's own address as the camera reports it.
+func (c *Client) reflexive() (netip.AddrPort, bool) {
+	cands, _ := c.cfg.Candidates.Snapshot()
+	for _, cd := range cands {
+		if cd.Kind == candidate.Reflexive {
+			return cd.Addr, true
+		}
+	}
+	return netip.AddrPort{}, false
+}
