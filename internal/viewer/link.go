@@ -247,6 +247,9 @@ func (l *Link) PathStats() PathStats {
 			}
 		}
 	}
+	if l.trav != nil {
+		ps.BytesDirect += l.trav.HoleBytes()
+	}
 	return ps
 }
 

@@ -166,10 +166,11 @@ type Client struct {
 	lastSpray      time.Time
 	sprayAt        time.Time // when this round's guesses go out, if any
 	sprayIP        netip.Addr
-	holes          []*pathmux.Socket // fan-out winners, closed with the Client
+	birthdayRound  uint64 // the round whose PUNCH_MANY went out
 
 	mu    sync.Mutex
 	stats ClientStats
+	holes []*pathmux.Socket // fan-out winners, closed with the Client
 }
 
 type directPath struct {
@@ -292,6 +293,11 @@ func (c *Client) step(ctx context.Context) {
 	if c.active != nil {
 		c.watchDirect(ctx, now)
 		return
+	}
+	if c.round > 0 && c.birthdayRound != c.round && (c.inFlight > 0 || len(c.queue) > 0) {
+		// A mapping learned after the round started (NAT_BEHAVIOR, the
+		// STUN answer) still makes this round's birthday half.
+		c.birthday(ctx)
 	}
 	if c.inFlight == 0 && len(c.queue) > 0 && !now.Before(c.probeAt) {
 		c.probeNext(ctx)
@@ -672,7 +678,10 @@ func (c *Client) Err() error {
 func (c *Client) Close() error {
 	c.cancel()
 	<-c.done
-	for _, h := range c.holes {
+	c.mu.Lock()
+	holes := c.holes
+	c.mu.Unlock()
+	for _, h := range holes {
 		h.Close()
 	}
 	return nil

@@ -208,6 +208,9 @@ const sprayLead = 50 * time.Millisecond
 // endpoint-dependently and the other does not (spray.go's comment): it
 // sends PUNCH_MANY and plans the viewer's own half.
 func (c *Client) birthday(ctx context.Context) {
+	if c.birthdayRound == c.round || c.active != nil {
+		return
+	}
 	own := natwire.MappingUnknown
 	if c.cfg.Mapping != nil {
 		own = c.cfg.Mapping()
@@ -236,11 +239,12 @@ func (c *Client) birthday(ctx context.Context) {
 	}
 	c.sprays++
 	c.lastSpray = now
+	c.birthdayRound = c.round
 	c.count(func(s *ClientStats) { s.Sprays++ })
 	c.log.Info("port spraying", "mode", mode, "camera", cam, "self", self, "round", c.round)
 	switch mode {
 	case natwire.SprayFanOut:
-		c.sprayAt, c.sprayIP = c.probeAt.Add(sprayLead), cam.Addr()
+		c.sprayAt, c.sprayIP = now.Add(c.punchLead()+sprayLead), cam.Addr()
 	case natwire.SprayPorts:
 		cfg := portspray.FanOutConfig{Listen: c.cfg.Listen, Target: cam, Packet: makePacket(kindFan, c.round)}
 		go func() {
@@ -279,7 +283,9 @@ func (c *Client) holeFound(ctx context.Context, r fanResult) {
 		return
 	}
 	sock := pathmux.New(r.w.Conn, c.cfg.OnNonQUIC)
+	c.mu.Lock()
 	c.holes = append(c.holes, sock)
+	c.mu.Unlock()
 	c.count(func(s *ClientStats) { s.Holes++ })
 	c.log.Info("fan-out found a hole", "camera", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
 	if c.active != nil {
@@ -295,6 +301,20 @@ func (c *Client) holeFound(ctx context.Context, r fanResult) {
 	c.direct[r.to] = &directPath{addr: r.to, sock: sock, route: route, tr: &quic.Transport{Conn: route}}
 	c.queue = append([]netip.AddrPort{r.to}, slices.DeleteFunc(c.queue, func(a netip.AddrPort) bool { return a == r.to })...)
 	c.probeNext(ctx)
+}
+
+// HoleBytes is how many bytes of UDP payload the hole sockets of
+// viewer-side fan-outs received: direct traffic that Socket did not see.
+func (c *Client) HoleBytes() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n uint64
+	for _, h := range c.holes {
+		for _, b := range h.Received() {
+			n += b
+		}
+	}
+	return n
 }
 
 // publicCandidate is the camera's first advertised public address: its
