@@ -36,8 +36,13 @@ const (
 	// punching rounds after a failure or a fallback.
 	DefaultRetryMin = 2 * time.Second
 	DefaultRetryMax = 60 * time.Second
-	// DefaultRelayRefresh re-validates the idle relay path while direct:
-	// it keeps the relay's NAT mappings alive and the fallback instant.
+	// DefaultRelayRefresh is how often, while direct, the viewer sends a
+	// relay keepalive packet toward the relay: 13 bytes that hold its NAT
+	// mapping toward the relay (and the relay's toward the camera) open
+	// for the fallback. The relay path is validated only when a fallback
+	// needs it: a validation is two padded 1200-byte packets each way
+	// through the relay, which at a low bitrate would be more than 1 % of
+	// what the relay carries after the switch.
 	DefaultRelayRefresh = 15 * time.Second
 	// maxProbes bounds concurrent candidate probes: one. quic-go v0.65
 	// sends PATH_CHALLENGEs from one FIFO queue that stops at its head
@@ -210,7 +215,6 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		relayPath: relayPath,
 		backoff:   cfg.RetryMin,
 	}
-	c.refreshRelay(ctx)
 	readErr := make(chan error, 1)
 	go func() { readErr <- c.readLoop(ctx) }()
 	go func() {
@@ -295,8 +299,9 @@ func (c *Client) step(ctx context.Context) {
 		return
 	}
 	if c.round > 0 && c.birthdayRound != c.round && (c.inFlight > 0 || len(c.queue) > 0) {
-		// A mapping learned after the round started (NAT_BEHAVIOR, the
-		// STUN answer) still makes this round's birthday half.
+		// The round's birthday half (spray.go), once ordinary punching
+		// had its chance, or once a mapping learned late (NAT_BEHAVIOR,
+		// the STUN answer) allows it.
 		c.birthday(ctx)
 	}
 	if c.inFlight == 0 && len(c.queue) > 0 && !now.Before(c.probeAt) {
@@ -450,7 +455,6 @@ func (c *Client) startRound(ctx context.Context) {
 	// retransmit it within the probe timeout). One round trip of the
 	// connection covers the PUNCH_ME_NOW and the punch.
 	c.probeAt = c.cfg.Now().Add(c.punchLead())
-	c.birthday(ctx)
 	if len(c.queue) == 0 {
 		c.roundFailed()
 	}
@@ -601,28 +605,16 @@ func (c *Client) watchDirect(ctx context.Context, now time.Time) {
 	}
 	if c.active != nil && now.Sub(c.lastRelayProbe) >= c.cfg.RelayRefresh {
 		c.lastRelayProbe = now
-		c.refreshRelay(ctx)
+		_ = c.cfg.Socket.WriteRaw(makePacket(kindRelayKeepalive, uint64(now.UnixNano())), c.cfg.Relay)
 	}
 }
 
-// refreshRelay validates the relay path in the background.
-func (c *Client) refreshRelay(ctx context.Context) {
-	p := c.relayPath
-	go func() {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := p.Probe(pctx); err != nil && ctx.Err() == nil {
-			c.log.Debug("relay path probe failed", "err", err)
-		}
-	}()
-}
-
-// fallBack moves the connection back to the relay path.
+// fallBack moves the connection back to the relay path, validating it
+// first (one round trip through the relay, inside the fallback's second).
 func (c *Client) fallBack(ctx context.Context) {
 	dp := c.active
 	err := c.relayPath.Switch()
 	if errors.Is(err, quic.ErrPathNotValidated) {
-		// A refresh is re-validating it: wait for that, briefly.
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
 		err = c.relayPath.Probe(pctx)
 		cancel()

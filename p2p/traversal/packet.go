@@ -20,6 +20,10 @@ const (
 	kindPunch         = 'p' // camera -> viewer, opens the camera's NAT toward the viewer
 	kindKeepalive     = 'k' // viewer -> camera on a direct path
 	kindKeepaliveEcho = 'K' // camera -> viewer, answers a keepalive
+	// kindRelayKeepalive holds the viewer's NAT mapping toward the relay
+	// while the connection is direct; the relay forwards it to the camera,
+	// which ignores it.
+	kindRelayKeepalive = 'r'
 	// Port spraying (p2p/portspray, docs/nat-traversal.md §3.4).
 	kindFan   = 'f' // from each socket of a fan-out, to the peer's known address
 	kindGuess = 'g' // a spray's guess at one port of the peer's public IP

@@ -118,6 +118,9 @@ type punchTrain struct {
 	to   netip.AddrPort
 	left int
 	next time.Time
+	// via, if set, sends instead of Punch: a fan-out's hole announces
+	// itself from its own socket.
+	via func([]byte, net.Addr) (int, error)
 }
 
 // NewServer starts the camera side for one connection. It runs until
@@ -372,7 +375,7 @@ func (s *Server) punch() {
 	keep := s.train[:0]
 	for _, t := range s.train {
 		if !now.Before(t.next) {
-			s.send(t.to)
+			s.send(t)
 			t.left--
 			t.next = now.Add(s.cfg.PunchInterval)
 		}
@@ -383,12 +386,17 @@ func (s *Server) punch() {
 	s.train = keep
 }
 
-func (s *Server) send(to netip.AddrPort) {
+func (s *Server) send(t *punchTrain) {
+	to := t.to
 	if !s.cfg.Guard.take() {
 		s.count(func(st *ServerStats) { st.Throttled++ })
 		return
 	}
-	if _, err := s.cfg.Punch(makePacket(kindPunch, s.round), net.UDPAddrFromAddrPort(to)); err != nil {
+	write := s.cfg.Punch
+	if t.via != nil {
+		write = t.via
+	}
+	if _, err := write(makePacket(kindPunch, s.round), net.UDPAddrFromAddrPort(to)); err != nil {
 		s.log.Debug("punch packet not sent", "to", to, "err", err)
 		return
 	}

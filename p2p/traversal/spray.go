@@ -153,7 +153,7 @@ func (s *Server) fanDone(r fanResult) {
 	s.holes = append(s.holes, s.cfg.Hole(r.w.Conn, r.to, r.w.First))
 	s.count(func(st *ServerStats) { st.Holes++ })
 	s.log.Info("fan-out found a hole", "peer", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
-	s.train = append(s.train, &punchTrain{to: r.to, left: s.cfg.PunchesPerPair, next: s.cfg.Now()})
+	s.train = append(s.train, &punchTrain{to: r.to, left: s.cfg.PunchesPerPair, next: s.cfg.Now(), via: r.w.Conn.WriteTo})
 	s.punch()
 }
 
@@ -197,6 +197,13 @@ func (s *Server) holdTarget(a netip.AddrPort) {
 	}
 }
 
+// birthdayDelay is how long after a round's probes may start its birthday
+// half waits: a pair that ordinary punching connects (a symmetric NAT
+// against a full-cone or public peer: 50-110 ms in the NAT lab) needs no
+// hundreds of sockets and guesses, and a second path to the same peer
+// would only compete with the first.
+const birthdayDelay = 150 * time.Millisecond
+
 // sprayLead is how long after a round's probes may start the viewer's
 // guesses go out when the camera fans out: time for the camera to open
 // its sockets after PUNCH_MANY arrives. Guesses that arrive first are not
@@ -208,7 +215,7 @@ const sprayLead = 50 * time.Millisecond
 // endpoint-dependently and the other does not (spray.go's comment): it
 // sends PUNCH_MANY and plans the viewer's own half.
 func (c *Client) birthday(ctx context.Context) {
-	if c.birthdayRound == c.round || c.active != nil {
+	if c.birthdayRound == c.round || c.active != nil || c.cfg.Now().Before(c.probeAt.Add(birthdayDelay)) {
 		return
 	}
 	own := natwire.MappingUnknown

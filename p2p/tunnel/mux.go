@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,12 +38,20 @@ type Mux struct {
 	tunnels map[*Conn]struct{}
 	// holes are extra direct sockets, each for one peer: the hole a
 	// port-spray fan-out found through the camera's endpoint-dependent
-	// NAT (p2p/portspray). Replies to that peer leave from it.
-	holes map[netip.AddrPort]net.PacketConn
+	// NAT (p2p/portspray). quic-go sees one address for the peer
+	// whichever socket its packets arrive on, so the Mux follows the
+	// peer: replies leave from the socket its last packet came in on.
+	holes     map[netip.AddrPort]*hole
+	holeCount atomic.Int32
 
 	readDeadline deadline
 	closeOnce    sync.Once
 	closed       chan struct{}
+}
+
+type hole struct {
+	conn net.PacketConn
+	used bool // the peer's last packet came in on conn
 }
 
 type muxPacket struct {
@@ -88,7 +97,7 @@ func NewMux(direct net.PacketConn) *Mux {
 		in:           make(chan muxPacket, 256),
 		relayed:      map[relayedKey]*RelayedAddr{},
 		tunnels:      map[*Conn]struct{}{},
-		holes:        map[netip.AddrPort]net.PacketConn{},
+		holes:        map[netip.AddrPort]*hole{},
 		readDeadline: newDeadline(),
 		closed:       make(chan struct{}),
 	}
@@ -119,19 +128,21 @@ func (m *Mux) remove(c *Conn) {
 	}
 }
 
-// AddHole serves peer through c, a socket whose NAT mapping is the only
-// way peer's packets get in (a port-spray winner): what c receives is read
-// as direct packets, and whatever is sent to peer (QUIC, punches, echoes)
-// leaves from c, until RemoveHole. first, if not empty, is a packet c
-// already received from peer. A second hole for the same peer replaces
-// the first, which is closed.
+// AddHole serves peer through c, a socket whose NAT mapping is a way for
+// peer's packets to get in (a port-spray winner): what c receives is read
+// as direct packets, and once peer's packets arrive on c, whatever is sent
+// to peer (QUIC, echoes) leaves from c, until they arrive on the direct
+// socket again or RemoveHole. first, if not empty, is a packet c already
+// received from peer. A second hole for the same peer replaces the first,
+// which is closed.
 func (m *Mux) AddHole(c net.PacketConn, peer netip.AddrPort, first []byte) {
 	m.mu.Lock()
 	old := m.holes[peer]
-	m.holes[peer] = c
+	m.holes[peer] = &hole{conn: c}
+	m.holeCount.Store(int32(len(m.holes)))
 	m.mu.Unlock()
 	if old != nil {
-		old.Close()
+		old.conn.Close()
 	}
 	if len(first) > 0 {
 		buf := m.pool.Get().(*[]byte)
@@ -149,35 +160,41 @@ func (m *Mux) AddHole(c net.PacketConn, peer netip.AddrPort, first []byte) {
 func (m *Mux) RemoveHole(c net.PacketConn) {
 	m.mu.Lock()
 	for peer, h := range m.holes {
-		if h == c {
+		if h.conn == c {
 			delete(m.holes, peer)
 		}
 	}
+	m.holeCount.Store(int32(len(m.holes)))
 	m.mu.Unlock()
 	c.Close()
 }
 
 // Holes is the number of hole sockets in use.
-func (m *Mux) Holes() int {
+func (m *Mux) Holes() int { return int(m.holeCount.Load()) }
+
+// heardDirect notes which socket a direct packet from peer came in on.
+func (m *Mux) heardDirect(src net.PacketConn, peer netip.AddrPort) {
+	if m.holeCount.Load() == 0 {
+		return
+	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.holes)
+	if h, ok := m.holes[peer]; ok {
+		h.used = src == h.conn
+	}
+	m.mu.Unlock()
 }
 
-// directFor is the socket that reaches peer directly.
+// directFor is the socket that reaches peer directly now.
 func (m *Mux) directFor(addr net.Addr) net.PacketConn {
 	ua, ok := addr.(*net.UDPAddr)
-	if !ok {
+	if !ok || m.holeCount.Load() == 0 {
 		return m.direct
 	}
 	ap := ua.AddrPort()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.holes) == 0 {
-		return m.direct
-	}
-	if h, ok := m.holes[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]; ok {
-		return h
+	if h, ok := m.holes[netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())]; ok && h.used {
+		return h.conn
 	}
 	return m.direct
 }
@@ -211,6 +228,9 @@ func (m *Mux) pump(src net.PacketConn, via *Conn) {
 		}
 		ap := ua.AddrPort()
 		p := muxPacket{buf: buf, n: n, from: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), via: via}
+		if via == nil {
+			m.heardDirect(src, p.from)
+		}
 		select {
 		case m.in <- p:
 		case <-m.closed:
@@ -294,7 +314,7 @@ func (m *Mux) Close() error {
 			defer c.Close()
 		}
 		for _, h := range m.holes {
-			defer h.Close()
+			defer h.conn.Close()
 		}
 		m.mu.Unlock()
 	})
