@@ -94,6 +94,11 @@ func (s *Socket) dispatch(b []byte, from netip.AddrPort) {
 		}
 		return
 	}
+	if r != nil {
+		if other := r.muteOnHeard.Swap(nil); other != nil {
+			other.Mute()
+		}
+	}
 	if r == nil || !r.deliver(b) {
 		s.dropped.Add(1)
 	}
@@ -189,6 +194,9 @@ type Route struct {
 	heard    atomic.Int64  // unix nanoseconds of the last packet from target
 	received atomic.Uint64 // bytes of UDP payload from target, QUIC or not
 	detached atomic.Bool
+	muted    atomic.Bool
+	// muteOnHeard is muted when this route's first QUIC packet arrives.
+	muteOnHeard atomic.Pointer[Route]
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -233,6 +241,26 @@ func (r *Route) Detach() { r.detached.Store(true) }
 
 // Attach resumes a detached route.
 func (r *Route) Attach() { r.detached.Store(false) }
+
+// Mute makes the route drop what quic-go sends on it while still
+// delivering what arrives; Unmute undoes it. A viewer mutes the relay
+// route while the connection is direct: a stray packet of its on the old
+// path (a late ACK) would make the camera's quic-go validate that path
+// anew with a padded 1200-byte PATH_CHALLENGE through the relay.
+func (r *Route) Mute() { r.muted.Store(true) }
+
+// Unmute resumes sending on a muted route.
+func (r *Route) Unmute() { r.muted.Store(false) }
+
+// MuteWhenHeard mutes other as soon as a QUIC packet arrives on r, before
+// quic-go sees it; nil cancels. A viewer probing a direct path mutes the
+// relay route this way: the camera answers the probe with a
+// PATH_CHALLENGE that the viewer's answer (with an ACK in it, a
+// non-probing frame) validates, so the camera switches to the direct
+// path a moment before the viewer does, and any packet the viewer still
+// sent through the relay in that moment would make the camera's quic-go
+// validate the relay path anew with a padded 1200-byte PATH_CHALLENGE.
+func (r *Route) MuteWhenHeard(other *Route) { r.muteOnHeard.Store(other) }
 
 // ReadFrom returns the next packet from the target, reported as from the
 // alias.
@@ -286,7 +314,7 @@ func (r *Route) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	if r.detached.Load() {
+	if r.detached.Load() || r.muted.Load() {
 		return len(b), nil
 	}
 	to := r.target

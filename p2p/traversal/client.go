@@ -512,6 +512,9 @@ func (c *Client) probe(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	dp.route.Attach()
+	if relay := c.relayRoute(); relay != nil {
+		dp.route.MuteWhenHeard(relay)
+	}
 	dp.path = p
 	c.inFlight++
 	c.count(func(s *ClientStats) { s.Probes++ })
@@ -547,7 +550,11 @@ func (c *Client) probed(ctx context.Context, r probeResult) {
 	c.inFlight--
 	switch {
 	case r.err == nil && c.active == nil && r.dp.path == r.path:
+		// Muted first: quic-go may send once more on the old path while
+		// it switches.
+		c.muteRelay(true)
 		if err := r.path.Switch(); err != nil {
+			c.muteRelay(false)
 			c.log.Warn("switch to direct path failed", "addr", r.dp.addr, "err", err)
 			c.abandon(r.dp)
 			break
@@ -567,6 +574,9 @@ func (c *Client) probed(ctx context.Context, r probeResult) {
 	case r.dp.path == r.path:
 		c.abandon(r.dp)
 	}
+	if c.active == nil {
+		c.muteRelay(false) // a failed probe's answer may have muted it
+	}
 	c.probeNext(ctx)
 	if c.inFlight == 0 && len(c.queue) == 0 && c.active == nil {
 		c.roundFailed()
@@ -574,6 +584,7 @@ func (c *Client) probed(ctx context.Context, r probeResult) {
 }
 
 func (c *Client) abandon(dp *directPath) {
+	dp.route.MuteWhenHeard(nil)
 	if dp.path != nil {
 		_ = dp.path.Close()
 		dp.path = nil
@@ -613,6 +624,7 @@ func (c *Client) watchDirect(ctx context.Context, now time.Time) {
 // first (one round trip through the relay, inside the fallback's second).
 func (c *Client) fallBack(ctx context.Context) {
 	dp := c.active
+	c.muteRelay(false)
 	err := c.relayPath.Switch()
 	if errors.Is(err, quic.ErrPathNotValidated) {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
@@ -623,6 +635,7 @@ func (c *Client) fallBack(ctx context.Context) {
 		}
 	}
 	if err != nil {
+		c.muteRelay(true)
 		c.log.Warn("cannot fall back to the relay path", "err", err)
 		return // try again at the next tick
 	}
@@ -631,6 +644,27 @@ func (c *Client) fallBack(ctx context.Context) {
 	c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
 	c.emit(Event{Kind: EventRelay, Addr: dp.addr, Round: c.round})
 	c.retryLater()
+}
+
+// muteRelay stops or resumes quic-go's sending on the relay route
+// (pathmux Route.Mute): nothing is sent there while direct.
+func (c *Client) muteRelay(mute bool) {
+	if r := c.relayRoute(); r == nil {
+		return
+	} else if mute {
+		r.Mute()
+	} else {
+		r.Unmute()
+	}
+}
+
+// relayRoute is Socket's route to the relay (the connection's first path).
+func (c *Client) relayRoute() *pathmux.Route {
+	r, err := c.cfg.Socket.Route(c.cfg.Relay, c.cfg.Relay)
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 func (c *Client) emit(e Event) {
