@@ -135,7 +135,7 @@ func (f *firmware) setLED(p board.Pattern) {
 func (f *firmware) snapshot() status.Snapshot {
 	s := status.Snapshot{
 		Healthy: f.a.Healthy(), Status: f.a.Status(), FramesCaptured: f.a.Frames(),
-		Hub: f.a.Hub().Stats(), Model: f.model,
+		Hub: f.a.Hub().Stats(), Model: f.model, NATMapping: f.a.NATMapping().String(),
 	}
 	s.Zones, _ = board.Temperatures(f.root)
 	if t, err := board.ReadThrottled(f.root); err == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/stream"
 )
@@ -172,6 +173,15 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 		}
 	}
 	ps := link.PathStats()
+	// Loopback translates nothing: the relay's STUN answer and the
+	// camera's report agree (viewer), and so do the camera's probe and
+	// its registration (camera).
+	if m := link.Mapping(); m != natwire.MappingIndependent {
+		t.Errorf("viewer measured its mapping as %v", m)
+	}
+	if m := a.NATMapping(); m != natwire.MappingIndependent {
+		t.Errorf("camera measured its mapping as %v", m)
+	}
 	relayEnd := srv.Metrics().BytesFromCamera.Load()
 	relayAfter := relayEnd - relayAtSwitch
 	directAfter := ps.BytesDirect - directAtSwitch

@@ -34,6 +34,11 @@ type Snapshot struct {
 	Throttled      *board.Throttled
 	MotionEvents   *uint64 // nil without a PIR sensor
 	MotionActive   bool
+	// NATMapping is how the camera's NAT maps, as measured through its
+	// relays ("endpoint-independent", "endpoint-dependent", "unknown"):
+	// endpoint-dependent means viewers behind port-restricted NATs go
+	// direct only by port spraying (docs/nat-traversal.md §3.4).
+	NATMapping string
 }
 
 // Server is the running endpoint.
@@ -107,11 +112,12 @@ func (s *Server) Close() error {
 // 503 otherwise, with the status as JSON either way.
 func healthz(w http.ResponseWriter, s Snapshot) {
 	body := struct {
-		Healthy bool   `json:"healthy"`
-		Status  string `json:"status"`
-		Viewers int    `json:"viewers"`
-		Frames  uint64 `json:"frames"`
-	}{s.Healthy, s.Status, s.Hub.Viewers, s.FramesCaptured}
+		Healthy    bool   `json:"healthy"`
+		Status     string `json:"status"`
+		Viewers    int    `json:"viewers"`
+		Frames     uint64 `json:"frames"`
+		NATMapping string `json:"nat_mapping,omitempty"`
+	}{s.Healthy, s.Status, s.Hub.Viewers, s.FramesCaptured, s.NATMapping}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if !s.Healthy {

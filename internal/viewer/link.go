@@ -48,9 +48,9 @@ type Link struct {
 	Listen portspray.ListenFunc
 
 	// The viewer's mapping toward the relay's QUIC port, from STUN
-	// (mapping.go), and the own candidate set the camera's reports feed.
-	stun *stunProbe
-	own  *candidate.Set
+	// (mapping.go), and the camera's reports of the link's address.
+	stun    *stunProbe
+	learner *discovery.Learner
 
 	mu        sync.Mutex
 	trav      *traversal.Client
@@ -149,7 +149,7 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 			l.log.Debug("host candidate not added", "addr", h, "err", err)
 		}
 	}
-	l.own = own
+	l.learner = discovery.NewLearner(own, "camera")
 	listen := l.Listen
 	if listen == nil {
 		listen = portspray.ListenUDP(netip.IPv4Unspecified())
@@ -159,7 +159,7 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	}
 	cl, err := traversal.NewClient(traversal.ClientConfig{
 		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
-		Candidates: own, Learner: discovery.NewLearner(own, "camera"),
+		Candidates: own, Learner: l.learner,
 		Mapping: l.Mapping, Listen: listen, OnNonQUIC: l.heardNonQUIC,
 		// A camera candidate on the viewer's own LAN is probed first: a
 		// same-LAN viewer need not wait for the hairpin through the

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/pathmux"
@@ -100,14 +99,12 @@ func (p *stunProbe) close() {
 // relay's STUN answer and the camera's report of the viewer's address are
 // in, and for a connection dialled straight to the camera.
 func (l *Link) Mapping() natwire.Mapping {
-	if l.stun == nil || l.own == nil {
+	if l.stun == nil || l.learner == nil {
 		return natwire.MappingUnknown
 	}
-	cands, _ := l.own.Snapshot()
-	for _, c := range cands {
-		if c.Kind == candidate.Reflexive {
-			return discovery.CompareMappings(l.stun.towardRelay(), c.Addr)
-		}
+	reported, ok := l.learner.Current()
+	if !ok {
+		return natwire.MappingUnknown
 	}
-	return natwire.MappingUnknown
+	return discovery.CompareMappings(l.stun.towardRelay(), reported)
 }

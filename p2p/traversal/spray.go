@@ -338,11 +338,8 @@ func (c *Client) publicCandidate() (uint64, netip.AddrPort, bool) {
 
 // reflexive is the viewer's own address as the camera reports it.
 func (c *Client) reflexive() (netip.AddrPort, bool) {
-	cands, _ := c.cfg.Candidates.Snapshot()
-	for _, cd := range cands {
-		if cd.Kind == candidate.Reflexive {
-			return cd.Addr, true
-		}
+	if c.cfg.Learner == nil {
+		return netip.AddrPort{}, false
 	}
-	return netip.AddrPort{}, false
+	return c.cfg.Learner.Current()
 }
