@@ -111,7 +111,7 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 			n.mux.AddHole(c, peer, first)
 			return func() { n.mux.RemoveHole(c) }
 		},
-		Logger:  log.With("component", "traversal"),
+		Logger: log.With("component", "traversal"),
 	})
 	defer srv.Close()
 	select {

@@ -74,7 +74,7 @@ type Result struct {
 
 // Targets of issue 4, checked per pair.
 const (
-	MaxTimeToDirect  = time.Second
+	MaxTimeToDirect = time.Second
 	// MaxRelayShareAllPct is the issue's ">= 99% of media bytes direct
 	// after the switch", counted from the viewer's switch itself: what
 	// the camera sent through the relay before it saw the viewer move
@@ -82,11 +82,11 @@ const (
 	MaxRelayShareAllPct = 1.0
 	// MaxRelaySharePct bounds the share from settle after the switch on:
 	// nothing but media belongs there either.
-	MaxRelaySharePct = 1.0
-	settle              = 500 * time.Millisecond
-	MaxRelayedGap       = 300 * time.Millisecond // "no interruption" at 30 fps
-	switchWindowBefore  = 500 * time.Millisecond
-	switchWindowAfter   = time.Second
+	MaxRelaySharePct   = 1.0
+	settle             = 500 * time.Millisecond
+	MaxRelayedGap      = 300 * time.Millisecond // "no interruption" at 30 fps
+	switchWindowBefore = 500 * time.Millisecond
+	switchWindowAfter  = time.Second
 )
 
 // RunPair builds the lab for p, starts the relay in its wan namespace,
