@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -172,6 +173,8 @@ type Client struct {
 	sprayAt        time.Time // when this round's guesses go out, if any
 	sprayIP        netip.Addr
 	birthdayRound  uint64 // the round whose PUNCH_MANY went out
+
+	onDirect atomic.Bool // the connection runs on a direct path
 
 	mu    sync.Mutex
 	stats ClientStats
@@ -512,9 +515,7 @@ func (c *Client) probe(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	dp.route.Attach()
-	if relay := c.relayRoute(); relay != nil {
-		dp.route.MuteWhenHeard(relay)
-	}
+	c.muteWhileProbing(dp)
 	dp.path = p
 	c.inFlight++
 	c.count(func(s *ClientStats) { s.Probes++ })
@@ -560,6 +561,7 @@ func (c *Client) probed(ctx context.Context, r probeResult) {
 			break
 		}
 		c.active = r.dp
+		c.onDirect.Store(true)
 		c.backoff = c.cfg.RetryMin
 		c.lastRelayProbe = c.cfg.Now()
 		c.count(func(s *ClientStats) { s.Validated++; s.Switches++; s.Direct = true })
@@ -640,6 +642,7 @@ func (c *Client) fallBack(ctx context.Context) {
 		return // try again at the next tick
 	}
 	c.active = nil
+	c.onDirect.Store(false)
 	c.abandon(dp)
 	c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
 	c.emit(Event{Kind: EventRelay, Addr: dp.addr, Round: c.round})
@@ -656,6 +659,33 @@ func (c *Client) muteRelay(mute bool) {
 	} else {
 		r.Unmute()
 	}
+}
+
+// muteWhileProbing mutes the relay route from the start of a probe until
+// a round trip (and a margin) has passed without an answer on the probed
+// route, and for good once one arrives (pathmux Route.MuteWhenHeard). The
+// camera's quic-go switches to the direct path as soon as the viewer
+// answers its PATH_CHALLENGE there (the answer carries an ACK, a
+// non-probing frame), a moment before the viewer switches; a packet the
+// viewer sent through the relay just before it heard the challenge
+// arrives after that, the relay being the longer way, and the camera
+// validates the relay path anew: padded 1200-byte packets through the
+// relay after the switch. Muting from the probe's start leaves no such
+// packet in flight; what it costs is the viewer's ACKs through the relay
+// for a round trip per probe that fails.
+func (c *Client) muteWhileProbing(dp *directPath) {
+	relay := c.relayRoute()
+	if relay == nil {
+		return
+	}
+	start := c.cfg.Now()
+	relay.Mute()
+	dp.route.MuteWhenHeard(relay)
+	time.AfterFunc(2*c.punchLead()+20*time.Millisecond, func() {
+		if !c.onDirect.Load() && dp.route.LastHeard().Before(start) {
+			relay.Unmute()
+		}
+	})
 }
 
 // relayRoute is Socket's route to the relay (the connection's first path).
