@@ -83,12 +83,7 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	select {
-	case <-a.RelayKeeper().Registered():
-	case <-ctx.Done():
-		t.Fatal("agent never registered with the relay")
-	}
-	public := a.RelayKeeper().Public()[relayURL.Addr]
+	public := waitRegistered(ctx, t, a, relayURL)
 	// The relay observed the registration on the camera's QUIC socket: a
 	// reflexive candidate (here the same as the host one).
 	if !slices.Contains(a.relays.nat.candidates(), netip.MustParseAddrPort(a.Addr().String())) {

@@ -23,11 +23,7 @@ func TestAgentMeasuresItsNATMappingThroughTheRelay(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	select {
-	case <-a.RelayKeeper().Registered():
-	case <-ctx.Done():
-		t.Fatal("agent never registered with the relay")
-	}
+	waitRegistered(ctx, t, a, relayURL)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for a.NATMapping() != natwire.MappingIndependent {

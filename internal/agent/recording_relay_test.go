@@ -39,12 +39,7 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	select {
-	case <-a.RelayKeeper().Registered():
-	case <-ctx.Done():
-		t.Fatal("agent never registered with the relay")
-	}
-	public := a.RelayKeeper().Public()[relayURL.Addr]
+	public := waitRegistered(ctx, t, a, relayURL)
 
 	// Pair, then forget the camera's address: only its relay is left, as
 	// for a phone away from home.

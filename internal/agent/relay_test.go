@@ -46,12 +46,7 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	select {
-	case <-a.RelayKeeper().Registered():
-	case <-ctx.Done():
-		t.Fatal("agent never registered with the relay")
-	}
-	public := a.RelayKeeper().Public()[relayURL.Addr]
+	public := waitRegistered(ctx, t, a, relayURL)
 
 	// Pair through the relay's public address: the offer has no direct one.
 	vid, cam, err := joinOffer(ctx, t, a, "phone", public)

@@ -35,6 +35,18 @@ func startTestRelay(t *testing.T, tap func(toCamera bool, b []byte)) (*relay.Ser
 	return srv, tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
 }
 
+// waitRegistered waits until a has registered with relay r and returns
+// its public address there.
+func waitRegistered(ctx context.Context, t *testing.T, a *Agent, r tunnel.RelayURL) string {
+	t.Helper()
+	select {
+	case <-a.RelayKeeper().Registered():
+	case <-ctx.Done():
+		t.Fatal("agent never registered with the relay")
+	}
+	return a.RelayKeeper().Public()[r.Addr]
+}
+
 // joinOffer pairs a new viewer called name with a through an offer that
 // lists addr as the camera's only address plus the agent's relays (if
 // any), as `camagent pair` would print it; it returns Join's result.

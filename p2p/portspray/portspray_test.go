@@ -12,6 +12,27 @@ import (
 
 func listenLoopback() (net.PacketConn, error) { return net.ListenPacket("udp", "127.0.0.1:0") }
 
+// openedLog is a ListenFunc on loopback that remembers every socket it
+// opened and shows each to onOpen, if set.
+type openedLog struct {
+	mu     sync.Mutex
+	conns  []net.PacketConn
+	onOpen func(net.PacketConn)
+}
+
+func (o *openedLog) listen(n int) ([]net.PacketConn, error) {
+	cs, err := ListenUDP(netip.MustParseAddr("127.0.0.1"))(n)
+	o.mu.Lock()
+	o.conns = append(o.conns, cs...)
+	o.mu.Unlock()
+	for _, c := range cs {
+		if o.onOpen != nil {
+			o.onOpen(c)
+		}
+	}
+	return cs, err
+}
+
 func addrOf(t *testing.T, c net.PacketConn) netip.AddrPort {
 	t.Helper()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -25,15 +46,7 @@ func TestFanOutHandsOverTheSocketThatHeardTheTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	var mu sync.Mutex
-	var opened []net.PacketConn
-	listen := func(n int) ([]net.PacketConn, error) {
-		cs, err := ListenUDP(netip.MustParseAddr("127.0.0.1"))(n)
-		mu.Lock()
-		opened = append(opened, cs...)
-		mu.Unlock()
-		return cs, err
-	}
+	var opened openedLog
 	answered := make(chan netip.AddrPort, 1)
 	go func() {
 		buf := make([]byte, 64)
@@ -44,7 +57,7 @@ func TestFanOutHandsOverTheSocketThatHeardTheTarget(t *testing.T) {
 		peer.WriteTo([]byte("hole"), from)
 		answered <- from.(*net.UDPAddr).AddrPort()
 	}()
-	w, err := FanOut(context.Background(), FanOutConfig{Listen: listen, Sockets: 16, Target: addrOf(t, peer), Packet: []byte("fan")})
+	w, err := FanOut(context.Background(), FanOutConfig{Listen: opened.listen, Sockets: 16, Target: addrOf(t, peer), Packet: []byte("fan")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +68,7 @@ func TestFanOutHandsOverTheSocketThatHeardTheTarget(t *testing.T) {
 	if string(w.First) != "hole" || w.From != addrOf(t, peer) || w.Opened != 16 {
 		t.Fatalf("winner %+v", w)
 	}
-	for _, c := range opened {
+	for _, c := range opened.conns {
 		if c == w.Conn {
 			continue
 		}
@@ -80,23 +93,14 @@ func TestFanOutWithoutAnswer(t *testing.T) {
 	defer peer.Close()
 	stranger, _ := listenLoopback()
 	defer stranger.Close()
-	var mu sync.Mutex
-	var opened []net.PacketConn
-	listen := func(n int) ([]net.PacketConn, error) {
-		cs, err := ListenUDP(netip.MustParseAddr("127.0.0.1"))(n)
-		mu.Lock()
-		opened = append(opened, cs...)
-		mu.Unlock()
-		for _, c := range cs {
-			stranger.WriteTo([]byte("not the target"), c.LocalAddr())
-		}
-		return cs, err
-	}
-	_, err := FanOut(context.Background(), FanOutConfig{Listen: listen, Sockets: 4, Target: addrOf(t, peer), Packet: []byte("fan"), Window: 200 * time.Millisecond})
+	opened := openedLog{onOpen: func(c net.PacketConn) {
+		stranger.WriteTo([]byte("not the target"), c.LocalAddr())
+	}}
+	_, err := FanOut(context.Background(), FanOutConfig{Listen: opened.listen, Sockets: 4, Target: addrOf(t, peer), Packet: []byte("fan"), Window: 200 * time.Millisecond})
 	if !errors.Is(err, ErrNoHole) {
 		t.Fatalf("err = %v, want ErrNoHole", err)
 	}
-	for _, c := range opened {
+	for _, c := range opened.conns {
 		if _, err := c.WriteTo([]byte("x"), peer.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 			t.Fatal("socket left open")
 		}

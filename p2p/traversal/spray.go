@@ -63,6 +63,19 @@ type fanResult struct {
 	err error
 }
 
+// fanOut runs one fan-out toward to and hands the result to a run loop
+// (done), or closes the winner if the loop is gone.
+func fanOut(ctx context.Context, listen portspray.ListenFunc, to netip.AddrPort, round uint64, done chan<- fanResult) {
+	w, err := portspray.FanOut(ctx, portspray.FanOutConfig{Listen: listen, Target: to, Packet: makePacket(kindFan, round)})
+	select {
+	case done <- fanResult{w: w, to: to, err: err}:
+	case <-ctx.Done():
+		if w != nil {
+			w.Conn.Close()
+		}
+	}
+}
+
 // punchMany starts the camera's half of a birthday attempt if every rule
 // allows it.
 func (s *Server) punchMany(ctx context.Context, f *natwire.PunchMany) {
@@ -79,17 +92,7 @@ func (s *Server) punchMany(ctx context.Context, f *natwire.PunchMany) {
 	switch f.Mode {
 	case natwire.SprayFanOut:
 		s.holdTarget(to)
-		cfg := portspray.FanOutConfig{Listen: s.cfg.Listen, Target: to, Packet: makePacket(kindFan, f.Round)}
-		go func() {
-			w, err := portspray.FanOut(ctx, cfg)
-			select {
-			case s.fanCh <- fanResult{w: w, to: to, err: err}:
-			case <-ctx.Done():
-				if w != nil {
-					w.Conn.Close()
-				}
-			}
-		}()
+		go fanOut(ctx, s.cfg.Listen, to, f.Round, s.fanCh)
 	case natwire.SprayPorts:
 		s.cfg.Guard.answerFans(to.Addr(), s.cfg.Now().Add(SprayAnswerWindow))
 		write := func(b []byte, a netip.AddrPort) error {
@@ -253,17 +256,7 @@ func (c *Client) birthday(ctx context.Context) {
 	case natwire.SprayFanOut:
 		c.sprayAt, c.sprayIP = now.Add(c.punchLead()+sprayLead), cam.Addr()
 	case natwire.SprayPorts:
-		cfg := portspray.FanOutConfig{Listen: c.cfg.Listen, Target: cam, Packet: makePacket(kindFan, c.round)}
-		go func() {
-			w, err := portspray.FanOut(ctx, cfg)
-			select {
-			case c.fanCh <- fanResult{w: w, to: cam, err: err}:
-			case <-ctx.Done():
-				if w != nil {
-					w.Conn.Close()
-				}
-			}
-		}()
+		go fanOut(ctx, c.cfg.Listen, cam, c.round, c.fanCh)
 	}
 }
 
