@@ -55,6 +55,9 @@ func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Clien
 	if err != nil {
 		return nil, nil, err
 	}
+	// Through a relay, an export moves to a direct path when one opens,
+	// as live video does.
+	link.AcceptTraversal(nil)
 	return playback.NewClient(link.Conn), link.Conn, nil
 }
 

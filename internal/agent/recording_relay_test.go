@@ -12,6 +12,7 @@ import (
 	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/media"
 	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/storage/recwire"
@@ -118,4 +119,64 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	}
 	assertNoPlaintext(t, video.Bytes(), &tap)
 	t.Logf("exported %d frames (%d bytes of H.264) through the relay at %s", frames, video.Len(), public)
+}
+
+// TestRecordingsThroughRelayGoDirect: a recordings connection dialled
+// through the relay moves to a direct path once the viewer accepts the
+// camera's NAT traversal stream, as live video does, and keeps serving
+// requests there; the relay then carries none of them.
+func TestRecordingsThroughRelayGoDirect(t *testing.T) {
+	srv, relayURL := startTestRelay(t, nil)
+	a := testAgent(t, func(c *config.Config) {
+		c.Relay.URLs = []string{relayURL.String()}
+		c.Relay.Token = "tok"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitRegistered(ctx, t, a, relayURL)
+	id, cam := pairViewer(t, a, "phone")
+	relays, err := tunnel.OfferURLs(a.cfg.Relay.URLs, a.Identity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam.Addrs, cam.Relays = nil, relays
+
+	link, err := viewer.DialLinkALPN(ctx, id, cam, QUICConfig(), viewer.RouteRelay, playback.ALPN, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Conn.CloseWithError(0, "")
+	events := make(chan traversal.Event, 16)
+	link.AcceptTraversal(func(e traversal.Event) { events <- e })
+	client := playback.NewClient(link.Conn)
+	if _, err := client.List(ctx, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("list through the relay: %v", err)
+	}
+	for direct := false; !direct; {
+		select {
+		case e := <-events:
+			direct = e.Kind == traversal.EventDirect
+		case <-ctx.Done():
+			t.Fatal("recordings connection never went direct")
+		}
+	}
+	// Stills: tens of kilobytes each, so that answers through the relay
+	// would stand out from a stray packet.
+	before := srv.Metrics().BytesFromCamera.Load()
+	var got int
+	for range 3 {
+		jpeg, err := client.Still(ctx)
+		if err != nil {
+			t.Fatalf("still on the direct path: %v", err)
+		}
+		got += len(jpeg)
+	}
+	if ps := link.PathStats(); ps.Path != "direct" || ps.Switches != 1 {
+		t.Fatalf("path figures %+v", ps)
+	}
+	relayed := srv.Metrics().BytesFromCamera.Load() - before
+	t.Logf("3 stills, %d bytes, on the direct path; the relay carried %d bytes meanwhile", got, relayed)
+	if relayed > uint64(got)/100 {
+		t.Fatalf("the relay carried %d bytes while %d bytes of stills came direct", relayed, got)
+	}
 }

@@ -115,6 +115,28 @@ func (r *relayState) natFor(conn *quic.Conn, fp string, log *slog.Logger) []stre
 	})}
 }
 
+// natForPlayback runs NAT traversal for a recordings connection
+// (camagent-rec/1) in the background: the camera opens one bidirectional
+// stream that carries the NAT traversal messages (natwire.StreamChannel,
+// docs/recording.md), so an export through the relay moves to a direct
+// path like live video does. A viewer that does not know the stream
+// never accepts it, and stays where it is. Nothing without relays.
+func (r *relayState) natForPlayback(conn *quic.Conn, fp string, log *slog.Logger) {
+	if r == nil || r.nat == nil {
+		return
+	}
+	go func() {
+		ctx := conn.Context()
+		str, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			return
+		}
+		defer str.CancelRead(0)
+		defer str.Close()
+		r.nat.serve(ctx, conn, fp, natwire.NewStreamChannel(str), log)
+	}()
+}
+
 // RelayKeeper is the agent's relay registrations, nil without relays.
 func (a *Agent) RelayKeeper() *tunnel.Keeper {
 	if a.relays == nil {

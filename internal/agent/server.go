@@ -55,6 +55,7 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 			return
 		}
 		log.Info("viewer opened recordings", "viewer", v.Name)
+		a.relays.natForPlayback(conn, fp, log)
 		err := playback.Serve(ctx, conn, a.rec.playbackSource(), log)
 		log.Debug("recordings session ended", "viewer", v.Name, "reason", err)
 	case pairing.ALPN:

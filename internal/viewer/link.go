@@ -186,6 +186,26 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 	return nil
 }
 
+// AcceptTraversal runs NAT traversal on a relayed connection whose
+// protocol has no control stream of its own (recordings, camagent-rec/1):
+// the camera opens one bidirectional stream for the NAT traversal
+// messages, and this waits for it in the background and then does what
+// StartTraversal does. On a direct connection it does nothing.
+func (l *Link) AcceptTraversal(onEvent func(traversal.Event)) {
+	if !l.Relayed() {
+		return
+	}
+	go func() {
+		str, err := l.Conn.AcceptStream(l.Conn.Context())
+		if err != nil {
+			return
+		}
+		if err := l.StartTraversal(natwire.NewStreamChannel(str), onEvent); err != nil {
+			l.log.Debug("no NAT traversal", "err", err)
+		}
+	}()
+}
+
 // heardNonQUIC is the socket's handler of non-QUIC packets; it runs on the
 // read loop and never blocks.
 func (l *Link) heardNonQUIC(b []byte, from netip.AddrPort) {
