@@ -58,6 +58,7 @@ type Guard struct {
 	sprayTokens float64
 	sprayLast   time.Time
 	fanFrom     map[netip.Addr]time.Time
+	fanOuts     int // fan-outs holding their sockets now
 }
 
 // NewGuard returns a Guard.
@@ -139,6 +140,29 @@ func (g *Guard) takeSpray() bool {
 	}
 	g.sprayTokens--
 	return true
+}
+
+// MaxConcurrentFanOuts bounds the fan-outs that hold their sockets at
+// once, camera-wide: each is portspray.DefaultSockets descriptors for up to
+// portspray.DefaultWindow, and a process under systemd's default
+// LimitNOFILE (1024) must not run out of them for a burst of requests.
+const MaxConcurrentFanOuts = 1
+
+// beginFanOut reserves a fan-out; endFanOut releases it.
+func (g *Guard) beginFanOut() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fanOuts >= MaxConcurrentFanOuts {
+		return false
+	}
+	g.fanOuts++
+	return true
+}
+
+func (g *Guard) endFanOut() {
+	g.mu.Lock()
+	g.fanOuts--
+	g.mu.Unlock()
 }
 
 // answerFans lets the Responder answer fan-out packets from ip until

@@ -92,7 +92,10 @@ func (s *Server) punchMany(ctx context.Context, f *natwire.PunchMany) {
 	switch f.Mode {
 	case natwire.SprayFanOut:
 		s.holdTarget(to)
-		go fanOut(ctx, s.cfg.Listen, to, f.Round, s.fanCh)
+		go func() {
+			defer s.cfg.Guard.endFanOut()
+			fanOut(ctx, s.cfg.Listen, to, f.Round, s.fanCh)
+		}()
 	case natwire.SprayPorts:
 		s.cfg.Guard.answerFans(to.Addr(), s.cfg.Now().Add(SprayAnswerWindow))
 		write := func(b []byte, a netip.AddrPort) error {
@@ -140,7 +143,12 @@ func (s *Server) sprayRefusal(f *natwire.PunchMany) string {
 		return "camera's NAT does not map endpoint-independently: a spray would leave from random ports"
 	case f.Mode == natwire.SprayPorts && !s.observedIP(to.Addr()):
 		return "spray target is not the IP address this viewer was observed at"
+	case f.Mode == natwire.SprayFanOut && !s.cfg.Guard.beginFanOut():
+		return "another fan-out holds its sockets"
 	case !s.cfg.Guard.takeSpray():
+		if f.Mode == natwire.SprayFanOut {
+			s.cfg.Guard.endFanOut()
+		}
 		return "camera-wide birthday budget spent"
 	}
 	return ""

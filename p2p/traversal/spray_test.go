@@ -202,6 +202,11 @@ func TestServerRefusesPunchMany(t *testing.T) {
 				e.clock.add(MinSprayInterval)
 			}
 		}, natwire.PunchMany{Round: 10, Mode: natwire.SprayPorts, Addr: viewerPub}},
+		{"another fan-out holds its sockets", natwire.MappingDependent, func(e *sprayEnv) {
+			if !e.guard.beginFanOut() {
+				e.t.Fatal("no fan-out allowed at all")
+			}
+		}, natwire.PunchMany{Round: 1, Mode: natwire.SprayFanOut, Addr: viewerPub}},
 		{"camera-wide budget spent", natwire.MappingIndependent, func(e *sprayEnv) {
 			for range MaxSpraysPerMinute {
 				if !e.guard.takeSpray() {
