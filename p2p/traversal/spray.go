@@ -233,13 +233,8 @@ func (c *Client) birthday(ctx context.Context) {
 	if c.cfg.Mapping != nil {
 		own = c.cfg.Mapping()
 	}
-	var mode natwire.SprayMode
-	switch {
-	case c.camMapping == natwire.MappingDependent && own == natwire.MappingIndependent:
-		mode = natwire.SprayFanOut
-	case own == natwire.MappingDependent && c.camMapping == natwire.MappingIndependent && c.cfg.Listen != nil:
-		mode = natwire.SprayPorts
-	default:
+	mode, ok := sprayMode(c.camMapping, own, c.cfg.Listen != nil)
+	if !ok {
 		return
 	}
 	now := c.cfg.Now()
@@ -268,6 +263,20 @@ func (c *Client) birthday(ctx context.Context) {
 	}
 }
 
+// sprayMode says what PUNCH_MANY asks of the camera, given both sides'
+// mapping behaviour and whether the viewer can fan out, and whether a
+// birthday attempt can help at all: only when exactly one side maps
+// endpoint-dependently and the other is known to map independently.
+func sprayMode(camera, viewer natwire.Mapping, viewerCanFanOut bool) (natwire.SprayMode, bool) {
+	switch {
+	case camera == natwire.MappingDependent && viewer == natwire.MappingIndependent:
+		return natwire.SprayFanOut, true
+	case viewer == natwire.MappingDependent && camera == natwire.MappingIndependent && viewerCanFanOut:
+		return natwire.SprayPorts, true
+	}
+	return 0, false
+}
+
 // spray sends the viewer's guesses at the camera's public IP from its
 // socket, whose mapping the camera's fan-out targets.
 func (c *Client) spray(ctx context.Context) {
@@ -290,15 +299,18 @@ func (c *Client) holeFound(ctx context.Context, r fanResult) {
 		c.log.Info("fan-out found no hole", "camera", r.to, "err", r.err)
 		return
 	}
+	c.count(func(s *ClientStats) { s.Holes++ })
+	c.log.Info("fan-out found a hole", "camera", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
+	if c.active != nil {
+		r.w.Conn.Close() // direct already: nothing will use it
+		return
+	}
+	// Kept until Close: once quic-go has a path on it, closing it would
+	// close the connection (pathmux package comment).
 	sock := pathmux.New(r.w.Conn, c.cfg.OnNonQUIC)
 	c.mu.Lock()
 	c.holes = append(c.holes, sock)
 	c.mu.Unlock()
-	c.count(func(s *ClientStats) { s.Holes++ })
-	c.log.Info("fan-out found a hole", "camera", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
-	if c.active != nil {
-		return
-	}
 	route, err := sock.Route(c.cfg.Relay, r.to)
 	if err != nil {
 		return

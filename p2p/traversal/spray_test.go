@@ -298,3 +298,33 @@ func TestResponderFanAndMappingProbe(t *testing.T) {
 		t.Fatalf("answered %v, probe from %v", sent, probes)
 	}
 }
+
+func TestSprayMode(t *testing.T) {
+	const (
+		unknown = natwire.MappingUnknown
+		eim     = natwire.MappingIndependent
+		edm     = natwire.MappingDependent
+	)
+	tests := []struct {
+		camera, viewer natwire.Mapping
+		canFanOut      bool
+		want           natwire.SprayMode
+		ok             bool
+	}{
+		{edm, eim, true, natwire.SprayFanOut, true},  // symmetric camera, home-router viewer
+		{edm, eim, false, natwire.SprayFanOut, true}, // the camera fans out, not the viewer
+		{eim, edm, true, natwire.SprayPorts, true},   // home-router camera, symmetric (mobile) viewer
+		{eim, edm, false, 0, false},                  // a viewer that cannot open sockets
+		{edm, edm, true, 0, false},                   // symmetric / symmetric: nothing to aim at
+		{eim, eim, true, 0, false},                   // ordinary punching's case
+		{unknown, edm, true, 0, false},               // an old camera, or a relay in firewall mode
+		{edm, unknown, true, 0, false},               // the viewer's STUN went unanswered
+	}
+	for _, tc := range tests {
+		got, ok := sprayMode(tc.camera, tc.viewer, tc.canFanOut)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("sprayMode(camera %v, viewer %v, fan-out %v) = %v, %v; want %v, %v",
+				tc.camera, tc.viewer, tc.canFanOut, got, ok, tc.want, tc.ok)
+		}
+	}
+}
