@@ -141,14 +141,10 @@ type ClientStats struct {
 
 // Client is the viewer side of NAT traversal for one connection.
 type Client struct {
+	loop
 	cfg ClientConfig
 	log *slog.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-
-	frames  chan natwire.Frame
 	results chan probeResult
 	heard   chan netip.AddrPort // sources of punch packets
 	fanCh   chan fanResult
@@ -176,8 +172,8 @@ type Client struct {
 
 	onDirect atomic.Bool // the connection runs on a direct path
 
+	stats counters[ClientStats]
 	mu    sync.Mutex
-	stats ClientStats
 	holes []*pathmux.Socket // fan-out winners, closed with the Client
 }
 
@@ -203,13 +199,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay path: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		cancel:    cancel,
-		done:      make(chan struct{}),
-		frames:    make(chan natwire.Frame, 16),
 		results:   make(chan probeResult, 8),
 		heard:     make(chan netip.AddrPort, 4),
 		fanCh:     make(chan fanResult, 1),
@@ -218,13 +210,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		relayPath: relayPath,
 		backoff:   cfg.RetryMin,
 	}
-	readErr := make(chan error, 1)
-	go func() { readErr <- c.readLoop(ctx) }()
-	go func() {
-		c.err = c.run(ctx, readErr)
-		cancel()
-		close(c.done)
-	}()
+	c.start(cfg.Channel, c.run, nil)
 	return c, nil
 }
 
@@ -245,20 +231,6 @@ func setClientDefaults(cfg *ClientConfig) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-}
-
-func (c *Client) readLoop(ctx context.Context) error {
-	for {
-		f, err := c.cfg.Channel.Receive(ctx)
-		if err != nil {
-			return err
-		}
-		select {
-		case c.frames <- f:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 	}
 }
 
@@ -705,35 +677,17 @@ func (c *Client) emit(e Event) {
 	}
 }
 
-func (c *Client) count(f func(*ClientStats)) {
-	c.mu.Lock()
-	f(&c.stats)
-	c.mu.Unlock()
-}
+func (c *Client) count(f func(*ClientStats)) { c.stats.add(f) }
 
 // Stats returns a snapshot of the counters.
-func (c *Client) Stats() ClientStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stats
-}
-
-// Done is closed when the Client has stopped.
-func (c *Client) Done() <-chan struct{} { return c.done }
-
-// Err is why the Client stopped (nil after Close), once Done is closed.
-func (c *Client) Err() error {
-	<-c.done
-	return c.err
-}
+func (c *Client) Stats() ClientStats { return c.stats.get() }
 
 // Close stops the Client. The connection stays on whatever path it uses;
 // the transports it made on Socket live until Socket is closed. Close also
 // closes the hole sockets of fan-outs, which ends a connection still using
 // one: close the Client once the connection is over.
 func (c *Client) Close() error {
-	c.cancel()
-	<-c.done
+	c.stop()
 	c.mu.Lock()
 	holes := c.holes
 	c.mu.Unlock()

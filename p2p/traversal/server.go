@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/camagent/camagent/p2p/candidate"
@@ -84,13 +83,9 @@ type ServerStats struct {
 
 // Server is the camera side of NAT traversal for one connection.
 type Server struct {
+	loop
 	cfg ServerConfig
 	log *slog.Logger
-
-	frames chan natwire.Frame
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
 
 	observeCh chan netip.AddrPort
 	fanCh     chan fanResult
@@ -110,8 +105,7 @@ type Server struct {
 	lastSpray  time.Time
 	holes      []func()
 
-	mu    sync.Mutex
-	stats ServerStats
+	stats counters[ServerStats]
 }
 
 type punchTrain struct {
@@ -139,24 +133,16 @@ func NewServer(cfg ServerConfig) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:        cfg,
 		log:        log,
-		frames:     make(chan natwire.Frame, 16),
-		cancel:     cancel,
-		done:       make(chan struct{}),
 		observeCh:  make(chan netip.AddrPort, 4),
 		fanCh:      make(chan fanResult, 1),
 		advertised: make(map[netip.AddrPort]uint64),
 		observed:   make(map[netip.AddrPort]bool),
 		targets:    make(map[netip.AddrPort]bool),
 	}
-	readErr := make(chan error, 1)
-	go func() { readErr <- s.readLoop(ctx) }()
-	go func() {
-		s.err = s.run(ctx, readErr)
-		cancel()
+	s.start(cfg.Channel, s.run, func() {
 		for _, remove := range s.holes {
 			remove()
 		}
@@ -166,23 +152,8 @@ func NewServer(cfg ServerConfig) *Server {
 		if cfg.Learner != nil {
 			cfg.Learner.Close()
 		}
-		close(s.done)
-	}()
+	})
 	return s
-}
-
-func (s *Server) readLoop(ctx context.Context) error {
-	for {
-		f, err := s.cfg.Channel.Receive(ctx)
-		if err != nil {
-			return err
-		}
-		select {
-		case s.frames <- f:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 func (s *Server) run(ctx context.Context, readErr <-chan error) error {
@@ -226,7 +197,7 @@ func (s *Server) run(ctx context.Context, readErr <-chan error) error {
 func (s *Server) Observe(a netip.AddrPort) {
 	select {
 	case s.observeCh <- unmap(a):
-	case <-s.done:
+	case <-s.Done():
 	}
 }
 
@@ -417,32 +388,14 @@ func (s *Server) punchDue() time.Duration {
 	return max(next.Sub(s.cfg.Now()), 0)
 }
 
-func (s *Server) count(f func(*ServerStats)) {
-	s.mu.Lock()
-	f(&s.stats)
-	s.mu.Unlock()
-}
+func (s *Server) count(f func(*ServerStats)) { s.stats.add(f) }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() ServerStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
-}
-
-// Done is closed when the Server has stopped.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Err is why the Server stopped (nil after Close), once Done is closed.
-func (s *Server) Err() error {
-	<-s.done
-	return s.err
-}
+func (s *Server) Stats() ServerStats { return s.stats.get() }
 
 // Close stops the Server, releases its punch targets and withdraws what
 // its viewer reported.
 func (s *Server) Close() error {
-	s.cancel()
-	<-s.done
+	s.stop()
 	return nil
 }
