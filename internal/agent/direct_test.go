@@ -71,8 +71,7 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 
 	src := &recordingSource{}
 	a := testAgentWith(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 	}, func(a *Agent) {
 		open := a.openSource
 		a.openSource = func() (capture.Source, error) {

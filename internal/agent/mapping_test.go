@@ -18,8 +18,7 @@ import (
 func TestAgentMeasuresItsNATMappingThroughTheRelay(t *testing.T) {
 	_, relayURL := startTestRelay(t, nil)
 	a := testAgent(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

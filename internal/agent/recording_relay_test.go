@@ -32,8 +32,7 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	_, relayURL := startTestRelay(t, tap.tap)
 
 	a := testAgent(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 		c.Storage.Mode = "continuous"
 		c.Storage.SegmentDuration = 2 * time.Second
 		c.Storage.MinFreeMegabytes = 0
@@ -128,8 +127,7 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	srv, relayURL := startTestRelay(t, nil)
 	a := testAgent(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -41,8 +41,7 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 	_, relayURL := startTestRelay(t, tap.tap)
 
 	a := testAgent(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -22,8 +22,7 @@ func relayedAgent(t *testing.T) (*Agent, string) {
 	t.Helper()
 	_, relayURL := startTestRelay(t, nil)
 	a := testAgent(t, func(c *config.Config) {
-		c.Relay.URLs = []string{relayURL.String()}
-		c.Relay.Token = "tok"
+		useRelay(c, relayURL)
 	})
 	select {
 	case <-a.RelayKeeper().Registered():

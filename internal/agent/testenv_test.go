@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camagent/camagent/internal/config"
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/internal/pairing"
 	"github.com/camagent/camagent/p2p/relay"
@@ -33,6 +34,13 @@ func startTestRelay(t *testing.T, tap func(toCamera bool, b []byte)) (*relay.Ser
 	go srv.Serve(pc)
 	t.Cleanup(func() { srv.Close(); pc.Close() })
 	return srv, tunnel.RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: rid.Fingerprint}
+}
+
+// useRelay points an agent's configuration at relay r with the token
+// startTestRelay admits.
+func useRelay(c *config.Config, r tunnel.RelayURL) {
+	c.Relay.URLs = []string{r.String()}
+	c.Relay.Token = "tok"
 }
 
 // waitRegistered waits until a has registered with relay r and returns
