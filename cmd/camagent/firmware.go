@@ -136,7 +136,10 @@ func (f *firmware) snapshot() status.Snapshot {
 	s := status.Snapshot{
 		Healthy: f.a.Healthy(), Status: f.a.Status(), FramesCaptured: f.a.Frames(),
 		Hub: f.a.Hub().Stats(), Model: f.model, NATMapping: f.a.NATMapping().String(),
+		ViewersRelayed: f.a.ViewersRelayed(),
 	}
+	n := f.a.NATStats()
+	s.NAT = status.NATStats{PunchRequests: n.PunchRequests, Punches: n.PunchesSent, Refused: n.Refused, Sprays: n.Sprays, Holes: n.Holes}
 	s.Zones, _ = board.Temperatures(f.root)
 	if t, err := board.ReadThrottled(f.root); err == nil {
 		s.Throttled = &t

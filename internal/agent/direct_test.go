@@ -176,6 +176,12 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 	if m := a.NATMapping(); m != natwire.MappingIndependent {
 		t.Errorf("camera measured its mapping as %v", m)
 	}
+	if st := a.NATStats(); st.PunchRequests == 0 || st.PunchesSent == 0 {
+		t.Errorf("NAT counters %+v after a punched switch", st)
+	}
+	if n := a.ViewersRelayed(); n != 0 {
+		t.Errorf("%d viewers counted as relayed after the switch", n)
+	}
 	relayEnd := srv.Metrics().BytesFromCamera.Load()
 	relayAfter := relayEnd - relayAtSwitch
 	directAfter := ps.BytesDirect - directAtSwitch

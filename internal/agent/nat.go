@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 
@@ -34,6 +35,10 @@ type natState struct {
 	listen portspray.ListenFunc
 	probes *mappingProbes
 	log    *slog.Logger
+
+	mu       sync.Mutex
+	live     map[*traversal.Server]struct{}
+	finished traversal.ServerStats // of the Servers that ended
 }
 
 // newNATState gathers host candidates on the direct socket's port and
@@ -54,6 +59,7 @@ func newNATState(tr *quic.Transport, mux *tunnel.Mux, log *slog.Logger) (*natSta
 		punch:  mux.WriteDirect,
 		listen: portspray.ListenUDP(local.Addr()),
 		log:    log,
+		live:   make(map[*traversal.Server]struct{}),
 	}
 	n.probes = newMappingProbes(mux.WriteDirect, log)
 	for _, h := range hosts {
@@ -113,6 +119,8 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 		},
 		Logger: log.With("component", "traversal"),
 	})
+	n.track(srv, true)
+	defer n.track(srv, false)
 	defer srv.Close()
 	select {
 	case <-ctx.Done():
@@ -124,6 +132,41 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 	st := srv.Stats()
 	log.Debug("NAT traversal ended", "punch_requests", st.PunchRequests, "punches", st.PunchesSent,
 		"refused", st.Refused, "throttled", st.Throttled, "sprays", st.Sprays, "holes", st.Holes)
+}
+
+// track adds a Server to the live ones, or moves its counts to the
+// finished totals once it has ended.
+func (n *natState) track(srv *traversal.Server, live bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if live {
+		n.live[srv] = struct{}{}
+		return
+	}
+	delete(n.live, srv)
+	addStats(&n.finished, srv.Stats())
+}
+
+// totals are the traversal counters of every connection since start.
+func (n *natState) totals() traversal.ServerStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.finished
+	for srv := range n.live {
+		addStats(&t, srv.Stats())
+	}
+	return t
+}
+
+func addStats(t *traversal.ServerStats, s traversal.ServerStats) {
+	t.PunchRequests += s.PunchRequests
+	t.PunchesSent += s.PunchesSent
+	t.Refused += s.Refused
+	t.Stale += s.Stale
+	t.Throttled += s.Throttled
+	t.Sprays += s.Sprays
+	t.Guesses += s.Guesses
+	t.Holes += s.Holes
 }
 
 // candidates is the current candidate set, for tests and status.

@@ -13,6 +13,7 @@ import (
 	"github.com/camagent/camagent/internal/identity"
 	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/p2p/portspray"
+	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
@@ -154,6 +155,29 @@ func (a *Agent) SetFanOutListener(listen portspray.ListenFunc) {
 	if a.relays != nil && listen != nil {
 		a.relays.nat.listen = listen
 	}
+}
+
+// NATStats are the NAT traversal counters of every viewer connection
+// since start (zero without relays).
+func (a *Agent) NATStats() traversal.ServerStats {
+	if a.relays == nil {
+		return traversal.ServerStats{}
+	}
+	return a.relays.nat.totals()
+}
+
+// ViewersRelayed is how many live viewer connections (video and
+// recordings) run through a relay now, not on a direct path.
+func (a *Agent) ViewersRelayed() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for conn := range a.conns {
+		if _, relayed := conn.RemoteAddr().(*tunnel.RelayedAddr); relayed {
+			n++
+		}
+	}
+	return n
 }
 
 // NATMapping is the camera's NAT mapping behaviour as measured through its

@@ -53,6 +53,18 @@ var scalars = []metric{
 		func(s Snapshot) float64 { return float64(s.Hub.GroupsReset) }},
 	{newDesc("hub_buffered_bytes", "Bytes buffered in the hub's current groups."), prometheus.GaugeValue,
 		func(s Snapshot) float64 { return float64(s.Hub.BufferedBytes) }},
+	{newDesc("viewers_relayed", "Viewer connections running through a relay now (the rest are direct)."), prometheus.GaugeValue,
+		func(s Snapshot) float64 { return float64(s.ViewersRelayed) }},
+	{newDesc("nat_punch_requests_total", "PUNCH_ME_NOW requests from viewers."), prometheus.CounterValue,
+		func(s Snapshot) float64 { return float64(s.NAT.PunchRequests) }},
+	{newDesc("nat_punches_total", "Punch packets sent toward viewers."), prometheus.CounterValue,
+		func(s Snapshot) float64 { return float64(s.NAT.Punches) }},
+	{newDesc("nat_refused_total", "NAT traversal requests refused by the anti-amplification rules."), prometheus.CounterValue,
+		func(s Snapshot) float64 { return float64(s.NAT.Refused) }},
+	{newDesc("nat_sprays_total", "Port-spraying attempts (PUNCH_MANY) acted on."), prometheus.CounterValue,
+		func(s Snapshot) float64 { return float64(s.NAT.Sprays) }},
+	{newDesc("nat_holes_total", "Fan-outs that found a hole through the camera's NAT."), prometheus.CounterValue,
+		func(s Snapshot) float64 { return float64(s.NAT.Holes) }},
 }
 
 var (
@@ -61,6 +73,7 @@ var (
 	throttled   = newDesc("throttled", "Raspberry Pi firmware throttling flags (1 = set).", "reason")
 	motionTotal = newDesc("motion_events_total", "PIR motion events since start.")
 	motionNow   = newDesc("motion_active", "1 while the PIR sensor sees motion (or within its hold time).")
+	natMapping  = newDesc("nat_mapping", "The camera NAT's mapping behaviour as measured through its relays (1 for the current one).", "behaviour")
 )
 
 // throttleReasons are the flags always exported, 0 or 1, so alerts can
@@ -72,7 +85,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range scalars {
 		ch <- m.desc
 	}
-	for _, d := range []*prometheus.Desc{boardInfo, temperature, throttled, motionTotal, motionNow} {
+	for _, d := range []*prometheus.Desc{boardInfo, temperature, throttled, motionTotal, motionNow, natMapping} {
 		ch <- d
 	}
 }
@@ -96,6 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range throttleReasons {
 			ch <- prometheus.MustNewConstMetric(throttled, prometheus.GaugeValue, b2f(set[r]), r)
 		}
+	}
+	if s.NATMapping != "" {
+		ch <- prometheus.MustNewConstMetric(natMapping, prometheus.GaugeValue, 1, s.NATMapping)
 	}
 	if s.MotionEvents != nil {
 		ch <- prometheus.MustNewConstMetric(motionTotal, prometheus.CounterValue, float64(*s.MotionEvents))

@@ -39,6 +39,19 @@ type Snapshot struct {
 	// endpoint-dependent means viewers behind port-restricted NATs go
 	// direct only by port spraying (docs/nat-traversal.md §3.4).
 	NATMapping string
+	// ViewersRelayed are the live viewer connections running through a
+	// relay; NAT the traversal counters since start.
+	ViewersRelayed int
+	NAT            NATStats
+}
+
+// NATStats count what the camera's NAT traversal did for its viewers.
+type NATStats struct {
+	PunchRequests uint64 // PUNCH_ME_NOW received
+	Punches       uint64 // punch packets sent
+	Refused       uint64 // requests refused by the anti-amplification rules
+	Sprays        uint64 // port-spraying attempts acted on
+	Holes         uint64 // fan-outs that found a hole
 }
 
 // Server is the running endpoint.

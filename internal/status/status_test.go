@@ -47,7 +47,7 @@ func get(t *testing.T, url string) (int, []byte) {
 func TestHealthz(t *testing.T) {
 	var healthy atomic.Bool
 	base := start(t, func() Snapshot {
-		return Snapshot{Healthy: healthy.Load(), Status: "1 viewers", FramesCaptured: 42, Hub: stream.HubStats{Viewers: 1}}
+		return Snapshot{Healthy: healthy.Load(), Status: "1 viewers", FramesCaptured: 42, Hub: stream.HubStats{Viewers: 1}, NATMapping: "endpoint-independent"}
 	})
 	for _, tt := range []struct {
 		healthy bool
@@ -56,14 +56,15 @@ func TestHealthz(t *testing.T) {
 		healthy.Store(tt.healthy)
 		code, body := get(t, base+"/healthz")
 		var got struct {
-			Healthy bool   `json:"healthy"`
-			Frames  uint64 `json:"frames"`
-			Viewers int    `json:"viewers"`
+			Healthy    bool   `json:"healthy"`
+			Frames     uint64 `json:"frames"`
+			Viewers    int    `json:"viewers"`
+			NATMapping string `json:"nat_mapping"`
 		}
 		if err := json.Unmarshal(body, &got); err != nil {
 			t.Fatalf("healthz body %q: %v", body, err)
 		}
-		if code != tt.code || got.Healthy != tt.healthy || got.Frames != 42 || got.Viewers != 1 {
+		if code != tt.code || got.Healthy != tt.healthy || got.Frames != 42 || got.Viewers != 1 || got.NATMapping != "endpoint-independent" {
 			t.Errorf("healthy=%v: %d %s", tt.healthy, code, body)
 		}
 	}
@@ -82,6 +83,8 @@ func TestMetrics(t *testing.T) {
 			Model: "Raspberry Pi 4 Model B Rev 1.5",
 			Zones: []board.Zone{{Name: "cpu-thermal", Celsius: 51.5}}, Throttled: &thr,
 			MotionEvents: &motion, MotionActive: true,
+			NATMapping: "endpoint-dependent", ViewersRelayed: 1,
+			NAT: NATStats{PunchRequests: 7, Punches: 60, Refused: 2, Sprays: 1, Holes: 1},
 		}
 	})
 	code, body := get(t, base+"/metrics")
@@ -110,6 +113,13 @@ func TestMetrics(t *testing.T) {
 		{"camagent_throttled", "reason=throttled", 0},
 		{"camagent_motion_events_total", "", 3},
 		{"camagent_motion_active", "", 1},
+		{"camagent_nat_mapping", "behaviour=endpoint-dependent", 1},
+		{"camagent_viewers_relayed", "", 1},
+		{"camagent_nat_punch_requests_total", "", 7},
+		{"camagent_nat_punches_total", "", 60},
+		{"camagent_nat_refused_total", "", 2},
+		{"camagent_nat_sprays_total", "", 1},
+		{"camagent_nat_holes_total", "", 1},
 	}
 	for _, w := range want {
 		got, ok := find(families[w.name], w.label)
