@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -66,12 +67,28 @@ func (s *recordingSource) missing(got []time.Duration, from, to time.Duration) i
 // public address, NAT traversal over the control stream, migration of the
 // live connection to the direct path, no frame lost at the switch, and the
 // relay's own byte counter showing that media then bypasses it.
+// It runs over IPv4 and, where the host has it, IPv6: the IPv6 run
+// carries the drafts' IPv6 frame types and candidates end to end.
 func TestViewerThroughRelayGoesDirect(t *testing.T) {
-	srv, relayURL := startTestRelay(t, nil)
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		t.Run(ip, func(t *testing.T) {
+			if pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "0")); err != nil {
+				t.Skipf("no %s here: %v", ip, err)
+			} else {
+				pc.Close()
+			}
+			testGoesDirect(t, netip.MustParseAddr(ip))
+		})
+	}
+}
+
+func testGoesDirect(t *testing.T, ip netip.Addr) {
+	srv, relayURL := startTestRelayAt(t, ip, nil)
 
 	src := &recordingSource{}
 	a := testAgentWith(t, func(c *config.Config) {
 		useRelay(c, relayURL)
+		c.Listen = net.JoinHostPort(ip.String(), "0")
 	}, func(a *Agent) {
 		open := a.openSource
 		a.openSource = func() (capture.Source, error) {
@@ -154,6 +171,9 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 		case e := <-events:
 			switch e.Kind {
 			case traversal.EventDirect:
+				if e.Addr.Addr().Is4() != ip.Is4() {
+					t.Fatalf("direct path to %v over the other address family", e.Addr)
+				}
 				if switched.IsZero() {
 					switched = e.At
 					relayAtSwitch = srv.Metrics().BytesFromCamera.Load()

@@ -18,16 +18,22 @@ import (
 // the token "tok". tap, if not nil, sees every payload the relay forwards
 // (to check that none of it is plaintext media).
 func startTestRelay(t *testing.T, tap func(toCamera bool, b []byte)) (*relay.Server, tunnel.RelayURL) {
+	return startTestRelayAt(t, netip.MustParseAddr("127.0.0.1"), tap)
+}
+
+// startTestRelayAt is startTestRelay on loopback address ip (127.0.0.1 or
+// ::1): its QUIC port and the registrations' public sockets.
+func startTestRelayAt(t *testing.T, ip netip.Addr, tap func(toCamera bool, b []byte)) (*relay.Server, tunnel.RelayURL) {
 	t.Helper()
 	rid, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"tok"}, Tap: tap})
+	srv, err := relay.New(relay.Config{Identity: rid, PublicIP: ip, Tokens: []string{"tok"}, Tap: tap})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
