@@ -653,7 +653,11 @@ func (c *Client) muteWhileProbing(dp *directPath) {
 	start := c.cfg.Now()
 	relay.Mute()
 	dp.route.MuteWhenHeard(relay)
-	time.AfterFunc(2*c.punchLead()+20*time.Millisecond, func() {
+	// A direct path's round trip is shorter than the relay path's, whose
+	// smoothed RTT punchLead holds: an answer comes within it or not at
+	// all, and the camera's sending is held back for at most about one
+	// round trip (its congestion window covers that) per failed probe.
+	time.AfterFunc(c.punchLead()+10*time.Millisecond, func() {
 		if !c.onDirect.Load() && dp.route.LastHeard().Before(start) {
 			relay.Unmute()
 		}
