@@ -190,8 +190,8 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 	// Loopback translates nothing: the relay's STUN answer and the
 	// camera's report agree (viewer), and so do the camera's probe and
 	// its registration (camera).
-	if m := link.Mapping(); m != natwire.MappingIndependent {
-		t.Errorf("viewer measured its mapping as %v", m)
+	if m := link.Mapping(); m != natwire.MappingIndependent || ps.NATMapping != m.String() {
+		t.Errorf("viewer measured its mapping as %v (summary %q)", m, ps.NATMapping)
 	}
 	if m := a.NATMapping(); m != natwire.MappingIndependent {
 		t.Errorf("camera measured its mapping as %v", m)

@@ -1,6 +1,7 @@
 package viewer
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -247,6 +248,11 @@ type PathStats struct {
 	BytesRelay  uint64 `json:"bytes_relay"`
 	Switches    int    `json:"switches_to_direct"`
 	Fallbacks   int    `json:"fallbacks_to_relay"`
+	// NATMapping is how the viewer's NAT maps (relayed connections
+	// only), and PortSprays the port-spraying attempts it asked for
+	// (docs/nat-traversal.md §3.4): what explains a path.
+	NATMapping string `json:"nat_mapping,omitempty"`
+	PortSprays uint64 `json:"port_sprays,omitempty"`
 }
 
 // PathStats returns the link's figures so far.
@@ -269,6 +275,10 @@ func (l *Link) PathStats() PathStats {
 	}
 	if l.trav != nil {
 		ps.BytesDirect += l.trav.HoleBytes()
+		ps.PortSprays = l.trav.Stats().Sprays
+	}
+	if l.sock != nil {
+		ps.NATMapping = l.Mapping().String()
 	}
 	return ps
 }
@@ -303,6 +313,8 @@ func (p *Paths) Stats() PathStats {
 		out.BytesRelay += s.BytesRelay
 		out.Switches += s.Switches
 		out.Fallbacks += s.Fallbacks
+		out.PortSprays += s.PortSprays
+		out.NATMapping = cmp.Or(s.NATMapping, out.NATMapping)
 	}
 	return out
 }
