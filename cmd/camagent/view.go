@@ -121,7 +121,11 @@ func startTraversal(link *viewer.Link, client *stream.Client) {
 		switch e.Kind {
 		case traversal.EventDirect:
 			ps := link.PathStats()
-			fmt.Fprintf(os.Stderr, "path: direct to %s (%.0f ms after connecting through the relay)\n", e.Addr, *ps.TimeToDirectMs)
+			how := ""
+			if ps.PortSprays > 0 {
+				how = ", by port spraying" // docs/nat-traversal.md §3.4
+			}
+			fmt.Fprintf(os.Stderr, "path: direct to %s (%.0f ms after connecting through the relay%s)\n", e.Addr, *ps.TimeToDirectMs, how)
 		case traversal.EventRelay:
 			fmt.Fprintf(os.Stderr, "path: direct path to %s lost; back on the relay\n", e.Addr)
 		}
