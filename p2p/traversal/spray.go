@@ -215,9 +215,9 @@ func (s *Server) holdTarget(a netip.AddrPort) {
 // would only compete with the first.
 const birthdayDelay = 150 * time.Millisecond
 
-// sprayLead is how long after a round's probes may start the viewer's
-// guesses go out when the camera fans out: time for the camera to open
-// its sockets after PUNCH_MANY arrives. Guesses that arrive first are not
+// sprayLead is how long, beyond a round trip of the connection after
+// PUNCH_MANY, the viewer's guesses wait when the camera fans out: time
+// for the camera to open its sockets once PUNCH_MANY arrives. Guesses that arrive first are not
 // lost: they open the viewer's filter, and the fan-out's resends then get
 // through (portspray.DefaultResend).
 const sprayLead = 50 * time.Millisecond
