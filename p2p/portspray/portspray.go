@@ -123,7 +123,6 @@ func FanOut(ctx context.Context, cfg FanOutConfig) (*Winner, error) {
 		cfg.Resend = DefaultResend
 	}
 	f := &fanOut{cfg: cfg, won: make(chan *Winner, 1)}
-	defer f.closeLosers()
 	if err := f.open(); err != nil {
 		return nil, err
 	}
@@ -132,9 +131,13 @@ func FanOut(ctx context.Context, cfg FanOutConfig) (*Winner, error) {
 	go f.send(ctx)
 	select {
 	case w := <-f.won:
+		f.closeAllBut(w.Conn)
 		w.Opened = len(f.conns)
 		return w, nil
 	case <-ctx.Done():
+		// A socket may claim the win just now: it is closed with the
+		// rest, since nobody will take it.
+		f.closeAllBut(nil)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, ErrNoHole
 		}
@@ -230,11 +233,10 @@ func (f *fanOut) isWinner(c net.PacketConn) bool {
 	return f.winner == c
 }
 
-// closeLosers closes every socket but the winner and waits for the
-// readers.
-func (f *fanOut) closeLosers() {
+// closeAllBut closes every socket but keep and waits for the readers.
+func (f *fanOut) closeAllBut(keep net.PacketConn) {
 	for _, c := range f.conns {
-		if !f.isWinner(c) {
+		if c != keep {
 			c.Close()
 		}
 	}
