@@ -135,6 +135,29 @@ type camera struct {
 	punch func(b []byte, to net.Addr) (int, error)
 }
 
+// dialThroughRelay dials the camera through the forwarder at relay from
+// the viewer's socket vsock, as internal/viewer's relayed link does: a
+// pathmux.Socket (onNonQUIC takes punches) and its route to the relay.
+func dialThroughRelay(tb testing.TB, ctx context.Context, vsock net.PacketConn, relay netip.AddrPort,
+	onNonQUIC func([]byte, netip.AddrPort)) (*pathmux.Socket, *quic.Transport, *quic.Conn) {
+	tb.Helper()
+	mux := pathmux.New(vsock, onNonQUIC)
+	tb.Cleanup(func() { mux.Close() })
+	relayRoute, err := mux.Route(relay, relay)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	vtr := &quic.Transport{Conn: relayRoute}
+	tb.Cleanup(func() { vtr.Close() })
+	conn, err := vtr.Dial(ctx, net.UDPAddrFromAddrPort(relay),
+		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, // tests only
+		&quic.Config{MaxIdleTimeout: 10 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return mux, vtr, conn
+}
+
 func startCamera(tb testing.TB, ctx context.Context) *camera {
 	udp := listenUDP(tb)
 	hole := &blackhole{PacketConn: udp, blocked: make(map[netip.AddrPort]bool)}
@@ -284,22 +307,9 @@ func TestMigrateToDirectAndFallBack(t *testing.T) {
 	relay := forwarder(t, addrOf(cam.hole))
 
 	vsock := listenUDP(t)
-	mux := pathmux.New(vsock, nil)
-	t.Cleanup(func() { mux.Close() })
-	relayRoute, err := mux.Route(relay, relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vtr := &quic.Transport{Conn: relayRoute}
-	t.Cleanup(func() { vtr.Close() })
 	dctx, dcancel := context.WithTimeout(ctx, testTimeout)
 	defer dcancel()
-	conn, err := vtr.Dial(dctx, net.UDPAddrFromAddrPort(relay),
-		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, // tests only
-		&quic.Config{MaxIdleTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mux, vtr, conn := dialThroughRelay(t, dctx, vsock, relay, nil)
 	connected := time.Now()
 	t.Cleanup(func() { conn.CloseWithError(0, "") })
 	if got := conn.RemoteAddr().(*net.UDPAddr).AddrPort(); got != relay {
@@ -428,26 +438,13 @@ func TestPeerReflexiveCandidate(t *testing.T) {
 	cam.cands.Add(addrOf(dead), candidate.Reflexive, "relay")
 
 	var client atomic.Pointer[traversal.Client]
-	mux := pathmux.New(vsock, func(b []byte, from netip.AddrPort) {
+	dctx, dcancel := context.WithTimeout(ctx, testTimeout)
+	defer dcancel()
+	mux, vtr, conn := dialThroughRelay(t, dctx, vsock, relay, func(b []byte, from netip.AddrPort) {
 		if c := client.Load(); c != nil {
 			c.HeardPacket(b, from)
 		}
 	})
-	t.Cleanup(func() { mux.Close() })
-	relayRoute, err := mux.Route(relay, relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vtr := &quic.Transport{Conn: relayRoute}
-	t.Cleanup(func() { vtr.Close() })
-	dctx, dcancel := context.WithTimeout(ctx, testTimeout)
-	defer dcancel()
-	conn, err := vtr.Dial(dctx, net.UDPAddrFromAddrPort(relay),
-		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, // tests only
-		&quic.Config{MaxIdleTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { conn.CloseWithError(0, "") })
 	str, err := conn.AcceptStream(dctx)
 	if err != nil {
@@ -520,14 +517,7 @@ func BenchmarkTimeToDirect(b *testing.B) {
 		cam := startCamera(b, ctx)
 		relay := forwarder(b, addrOf(cam.hole))
 		vsock := listenUDP(b)
-		mux := pathmux.New(vsock, nil)
-		route, _ := mux.Route(relay, relay)
-		vtr := &quic.Transport{Conn: route}
-		conn, err := vtr.Dial(ctx, net.UDPAddrFromAddrPort(relay),
-			&tls.Config{InsecureSkipVerify: true, NextProtos: []string{stream.ALPN}}, nil) // tests only
-		if err != nil {
-			b.Fatal(err)
-		}
+		mux, vtr, conn := dialThroughRelay(b, ctx, vsock, relay, nil)
 		connected := time.Now()
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
