@@ -158,6 +158,35 @@ func dialThroughRelay(tb testing.TB, ctx context.Context, vsock net.PacketConn, 
 	return mux, vtr, conn
 }
 
+// startClient accepts the camera's NAT traversal stream on conn and runs
+// the viewer's traversal client on it, with vsock's address as the one
+// host candidate; mutate adjusts the configuration. Its events arrive on
+// the returned channel.
+func startClient(tb testing.TB, ctx context.Context, conn *quic.Conn, mux *pathmux.Socket, vtr *quic.Transport,
+	relay netip.AddrPort, vsock net.PacketConn, mutate func(*traversal.ClientConfig)) (*traversal.Client, <-chan traversal.Event) {
+	tb.Helper()
+	str, err := conn.AcceptStream(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	own := candidate.NewSet()
+	own.Add(addrOf(vsock), candidate.Host, "host")
+	events := make(chan traversal.Event, 16)
+	cfg := traversal.ClientConfig{
+		Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
+		RelayTransport: vtr, Relay: relay, Candidates: own,
+		OnEvent: func(e traversal.Event) { events <- e },
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	cl, err := traversal.NewClient(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cl, events
+}
+
 func startCamera(tb testing.TB, ctx context.Context) *camera {
 	udp := listenUDP(tb)
 	hole := &blackhole{PacketConn: udp, blocked: make(map[netip.AddrPort]bool)}
@@ -324,23 +353,12 @@ func TestMigrateToDirectAndFallBack(t *testing.T) {
 	readErr := make(chan error, 1)
 	go func() { readErr <- fc.run(ctx, sc) }()
 
-	str, err := conn.AcceptStream(dctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := candidate.NewSet()
-	own.Add(addrOf(vsock), candidate.Host, "host")
-	learner := discovery.NewLearner(own, "camera")
-	events := make(chan traversal.Event, 16)
-	cl, err := traversal.NewClient(traversal.ClientConfig{
-		Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
-		RelayTransport: vtr, Relay: relay, Candidates: own, Learner: learner,
-		RetryMin: 30 * time.Second, // one fallback is what this test checks
-		OnEvent:  func(e traversal.Event) { events <- e },
+	var learner *discovery.Learner
+	cl, events := startClient(t, dctx, conn, mux, vtr, relay, vsock, func(c *traversal.ClientConfig) {
+		learner = discovery.NewLearner(c.Candidates, "camera")
+		c.Learner = learner
+		c.RetryMin = 30 * time.Second // one fallback is what this test checks
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer cl.Close()
 
 	direct := waitEvent(t, events, traversal.EventDirect)
@@ -446,21 +464,7 @@ func TestPeerReflexiveCandidate(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { conn.CloseWithError(0, "") })
-	str, err := conn.AcceptStream(dctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	own := candidate.NewSet()
-	own.Add(addrOf(vsock), candidate.Host, "host")
-	events := make(chan traversal.Event, 16)
-	cl, err := traversal.NewClient(traversal.ClientConfig{
-		Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
-		RelayTransport: vtr, Relay: relay, Candidates: own,
-		OnEvent: func(e traversal.Event) { events <- e },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, events := startClient(t, dctx, conn, mux, vtr, relay, vsock, nil)
 	client.Store(cl)
 	defer cl.Close()
 	direct := waitEvent(t, events, traversal.EventDirect)
@@ -519,21 +523,7 @@ func BenchmarkTimeToDirect(b *testing.B) {
 		vsock := listenUDP(b)
 		mux, vtr, conn := dialThroughRelay(b, ctx, vsock, relay, nil)
 		connected := time.Now()
-		str, err := conn.AcceptStream(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		own := candidate.NewSet()
-		own.Add(addrOf(vsock), candidate.Host, "host")
-		events := make(chan traversal.Event, 16)
-		cl, err := traversal.NewClient(traversal.ClientConfig{
-			Conn: conn, Channel: natwire.NewStreamChannel(str), Socket: mux,
-			RelayTransport: vtr, Relay: relay, Candidates: own,
-			OnEvent: func(e traversal.Event) { events <- e },
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
+		cl, events := startClient(b, ctx, conn, mux, vtr, relay, vsock, nil)
 		e := <-events
 		if e.Kind != traversal.EventDirect {
 			b.Fatalf("event %v", e.Kind)
