@@ -169,6 +169,7 @@ type Client struct {
 	sprayAt        time.Time // when this round's guesses go out, if any
 	sprayIP        netip.Addr
 	birthdayRound  uint64 // the round whose PUNCH_MANY went out
+	relayWarm      bool   // warmRelay ran for this quiet spell of the direct path
 
 	onDirect atomic.Bool // the connection runs on a direct path
 
@@ -587,6 +588,13 @@ func (c *Client) watchDirect(ctx context.Context, now time.Time) {
 		if err := dp.sock.WriteRaw(KeepalivePacket(uint64(now.UnixNano())), dp.addr); err == nil {
 			c.count(func(s *ClientStats) { s.Keepalives++ })
 		}
+		if quiet > c.cfg.DeadAfter/2 && !c.relayWarm {
+			c.warmRelay(ctx)
+		}
+	case c.relayWarm:
+		// The direct path recovered: nothing goes to the relay again.
+		c.relayWarm = false
+		c.muteRelay(true)
 	}
 	if c.active != nil && now.Sub(c.lastRelayProbe) >= c.cfg.RelayRefresh {
 		c.lastRelayProbe = now
@@ -594,8 +602,27 @@ func (c *Client) watchDirect(ctx context.Context, now time.Time) {
 	}
 }
 
+// warmRelay validates the relay path in the background once the direct
+// path has been quiet for half of DeadAfter (a healthy one never is: its
+// keepalives are answered every 100 ms), so that a fallback finds it
+// validated and switches at once, without a round trip through the relay
+// that a lost packet could stretch past the fallback's second. Only a
+// direct path in trouble costs the relay these few packets.
+func (c *Client) warmRelay(ctx context.Context) {
+	c.relayWarm = true
+	c.muteRelay(false)
+	p := c.relayPath
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
+		defer cancel()
+		if err := p.Probe(pctx); err != nil && ctx.Err() == nil {
+			c.log.Debug("relay path not validated ahead of a fallback", "err", err)
+		}
+	}()
+}
+
 // fallBack moves the connection back to the relay path, validating it
-// first (one round trip through the relay, inside the fallback's second).
+// first if warmRelay has not (one round trip through the relay).
 func (c *Client) fallBack(ctx context.Context) {
 	dp := c.active
 	c.muteRelay(false)
@@ -614,6 +641,7 @@ func (c *Client) fallBack(ctx context.Context) {
 		return // try again at the next tick
 	}
 	c.active = nil
+	c.relayWarm = false
 	c.onDirect.Store(false)
 	c.abandon(dp)
 	c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
