@@ -133,12 +133,17 @@ func (s *session) handshake(ctx context.Context) (*bufio.Reader, error) {
 // message cut short are violations; a timeout is a timeout.
 func controlReadError(what string, err error) error {
 	var netErr net.Error
+	var appErr *quic.ApplicationError
 	switch {
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, io.ErrUnexpectedEOF):
 		return violation(fmt.Errorf("%s: %w", what, err))
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return withCode(wire.ErrorTimeout, "%s: %w", what, err)
 	case errors.Is(err, io.EOF):
+		return errViewerLeft
+	case errors.As(err, &appErr) && appErr.Remote && appErr.ErrorCode == quic.ApplicationErrorCode(wire.ErrorNone):
+		// The viewer closed the connection cleanly; the read can see it
+		// before conn.Context() is done, which finish checks first.
 		return errViewerLeft
 	}
 	if isStream, _ := streamErrorOrigin(err); isStream {
