@@ -51,7 +51,7 @@ type Link struct {
 	// The viewer's mapping toward the relay's QUIC port, from STUN
 	// (mapping.go), and the camera's reports of the link's address.
 	stun    *stunProbe
-	learner *discovery.Learner
+	learner atomic.Pointer[discovery.Learner] // set by StartTraversal, read by Mapping from anywhere
 
 	mu        sync.Mutex
 	trav      *traversal.Client
@@ -87,14 +87,19 @@ func dialRelayed(ctx context.Context, pub, relay netip.AddrPort, tlsConf *tls.Co
 	// this viewer is learned (peer-reflexive). Keepalive echoes only
 	// refresh LastHeard.
 	l := &Link{log: log, relay: pub, path: "relay"}
+	if relay.IsValid() {
+		if l.stun, err = newSTUNProbe(relay); err != nil {
+			log.Debug("no STUN request", "err", err)
+		}
+	}
 	sock := pathmux.New(udp, l.heardNonQUIC)
 	route, err := sock.Route(pub, pub)
 	if err != nil {
 		sock.Close()
 		return nil, err
 	}
-	if relay.IsValid() {
-		l.stun = startSTUNProbe(sock, relay, log)
+	if l.stun != nil {
+		l.stun.start(sock, log)
 	}
 	tr := &quic.Transport{Conn: route}
 	conn, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(pub), tlsConf, qconf)
@@ -150,17 +155,16 @@ func (l *Link) StartTraversal(ch natwire.Channel, onEvent func(traversal.Event))
 			l.log.Debug("host candidate not added", "addr", h, "err", err)
 		}
 	}
-	l.learner = discovery.NewLearner(own, "camera")
+	learner := discovery.NewLearner(own, "camera")
+	l.learner.Store(learner)
 	listen := l.Listen
 	if listen == nil {
-		listen = portspray.ListenUDP(netip.IPv4Unspecified())
-		if local.Addr().Is6() && !local.Addr().Is4In6() {
-			listen = portspray.ListenUDP(netip.IPv6Unspecified())
-		}
+		// Any address, as the link's own socket was opened.
+		listen = portspray.ListenUDP(netip.Addr{})
 	}
 	cl, err := traversal.NewClient(traversal.ClientConfig{
 		Conn: l.Conn, Channel: ch, Socket: l.sock, RelayTransport: l.tr, Relay: l.relay,
-		Candidates: own, Learner: l.learner,
+		Candidates: own, Learner: learner,
 		Mapping: l.Mapping, Listen: listen, OnNonQUIC: l.heardNonQUIC,
 		// A camera candidate on the viewer's own LAN is probed first: a
 		// same-LAN viewer need not wait for the hairpin through the

@@ -22,23 +22,28 @@ var stunAt = []time.Duration{0, 200 * time.Millisecond, 600 * time.Millisecond, 
 // viewer's role in port spraying (docs/nat-traversal.md §3.4).
 type stunProbe struct {
 	relay netip.AddrPort
+	req   []byte
+	tx    [12]byte
 
 	mu       sync.Mutex
-	tx       [12]byte
 	observed netip.AddrPort
 	timer    *time.Timer
 	closed   bool
 }
 
-// startSTUNProbe sends Binding requests from sock to relay.
-func startSTUNProbe(sock *pathmux.Socket, relay netip.AddrPort, log *slog.Logger) *stunProbe {
-	p := &stunProbe{relay: relay}
+// newSTUNProbe prepares a Binding request to relay. It is made before the
+// socket that carries it, whose read loop may hand take an answer at once.
+func newSTUNProbe(relay netip.AddrPort) (*stunProbe, error) {
 	req, tx, err := discovery.NewBindingRequest()
 	if err != nil {
-		log.Debug("no STUN request", "err", err)
-		return p
+		return nil, err
 	}
-	p.tx = tx
+	return &stunProbe{relay: relay, req: req, tx: tx}, nil
+}
+
+// start sends the request from sock at the times of stunAt, until an
+// answer arrives or close.
+func (p *stunProbe) start(sock *pathmux.Socket, log *slog.Logger) {
 	var send func(i int)
 	send = func(i int) {
 		p.mu.Lock()
@@ -46,15 +51,14 @@ func startSTUNProbe(sock *pathmux.Socket, relay netip.AddrPort, log *slog.Logger
 		if p.closed || p.observed.IsValid() {
 			return
 		}
-		if err := sock.WriteRaw(req, relay); err != nil {
-			log.Debug("STUN request not sent", "relay", relay, "err", err)
+		if err := sock.WriteRaw(p.req, p.relay); err != nil {
+			log.Debug("STUN request not sent", "relay", p.relay, "err", err)
 		}
 		if i+1 < len(stunAt) {
 			p.timer = time.AfterFunc(stunAt[i+1]-stunAt[i], func() { send(i + 1) })
 		}
 	}
 	send(0)
-	return p
 }
 
 // take consumes b if it is the relay's answer (from the socket's
@@ -99,10 +103,11 @@ func (p *stunProbe) close() {
 // relay's STUN answer and the camera's report of the viewer's address are
 // in, and for a connection dialled straight to the camera.
 func (l *Link) Mapping() natwire.Mapping {
-	if l.stun == nil || l.learner == nil {
+	learner := l.learner.Load()
+	if l.stun == nil || learner == nil {
 		return natwire.MappingUnknown
 	}
-	reported, ok := l.learner.Current()
+	reported, ok := learner.Current()
 	if !ok {
 		return natwire.MappingUnknown
 	}

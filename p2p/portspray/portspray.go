@@ -61,7 +61,9 @@ var ErrNoHole = errors.New("portspray: no socket heard from the target")
 // where it must, e.g. in the network namespace of the connection's socket.
 type ListenFunc func(n int) ([]net.PacketConn, error)
 
-// ListenUDP is a ListenFunc for sockets on ip (any port).
+// ListenUDP is a ListenFunc for sockets on ip (any port); the zero Addr
+// means any address, dual-stack where the system allows it, as
+// net.ListenUDP("udp", nil).
 func ListenUDP(ip netip.Addr) ListenFunc {
 	return func(n int) ([]net.PacketConn, error) {
 		var out []net.PacketConn

@@ -154,6 +154,7 @@ type Client struct {
 	direct         map[netip.AddrPort]*directPath
 	active         *directPath
 	relayPath      *quic.Path
+	relayRoute     *pathmux.Route // Socket's route to Relay, under relayPath
 	round          uint64
 	queue          []netip.AddrPort // candidates of this round not yet probed
 	probeAt        time.Time        // when this round's probes may start
@@ -200,16 +201,22 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay path: %w", err)
 	}
+	// The route RelayTransport runs on: muted while direct (muteRelay).
+	relayRoute, err := cfg.Socket.Route(cfg.Relay, cfg.Relay)
+	if err != nil {
+		return nil, fmt.Errorf("relay route: %w", err)
+	}
 	c := &Client{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		results:   make(chan probeResult, 8),
-		heard:     make(chan netip.AddrPort, 4),
-		fanCh:     make(chan fanResult, 1),
-		remote:    make(map[uint64]netip.AddrPort),
-		direct:    make(map[netip.AddrPort]*directPath),
-		relayPath: relayPath,
-		backoff:   cfg.RetryMin,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		results:    make(chan probeResult, 8),
+		heard:      make(chan netip.AddrPort, 4),
+		fanCh:      make(chan fanResult, 1),
+		remote:     make(map[uint64]netip.AddrPort),
+		direct:     make(map[netip.AddrPort]*directPath),
+		relayPath:  relayPath,
+		relayRoute: relayRoute,
+		backoff:    cfg.RetryMin,
 	}
 	c.start(cfg.Channel, c.run, nil)
 	return c, nil
@@ -652,12 +659,10 @@ func (c *Client) fallBack(ctx context.Context) {
 // muteRelay stops or resumes quic-go's sending on the relay route
 // (pathmux Route.Mute): nothing is sent there while direct.
 func (c *Client) muteRelay(mute bool) {
-	if r := c.relayRoute(); r == nil {
-		return
-	} else if mute {
-		r.Mute()
+	if mute {
+		c.relayRoute.Mute()
 	} else {
-		r.Unmute()
+		c.relayRoute.Unmute()
 	}
 }
 
@@ -674,10 +679,7 @@ func (c *Client) muteRelay(mute bool) {
 // packet in flight; what it costs is the viewer's ACKs through the relay
 // for a round trip per probe that fails.
 func (c *Client) muteWhileProbing(dp *directPath) {
-	relay := c.relayRoute()
-	if relay == nil {
-		return
-	}
+	relay := c.relayRoute
 	start := c.cfg.Now()
 	relay.Mute()
 	dp.route.MuteWhenHeard(relay)
@@ -690,15 +692,6 @@ func (c *Client) muteWhileProbing(dp *directPath) {
 			relay.Unmute()
 		}
 	})
-}
-
-// relayRoute is Socket's route to the relay (the connection's first path).
-func (c *Client) relayRoute() *pathmux.Route {
-	r, err := c.cfg.Socket.Route(c.cfg.Relay, c.cfg.Relay)
-	if err != nil {
-		return nil
-	}
-	return r
 }
 
 func (c *Client) emit(e Event) {
