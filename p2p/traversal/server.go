@@ -99,8 +99,7 @@ type Server struct {
 	roundStart time.Time
 	roundPairs int
 	train      []*punchTrain
-	mapping    natwire.Mapping // last sent in NAT_BEHAVIOR
-	sentMap    bool
+	mapping    natwire.Mapping // last sent in NAT_BEHAVIOR (never Unknown once sent)
 	sprays     int
 	lastSpray  time.Time
 	holes      []func()
@@ -244,13 +243,13 @@ func (s *Server) sendMapping() error {
 		return nil
 	}
 	m := s.cfg.Mapping()
-	if m == natwire.MappingUnknown || (s.sentMap && m == s.mapping) {
+	if m == natwire.MappingUnknown || m == s.mapping {
 		return nil
 	}
 	if err := s.cfg.Channel.Send(&natwire.NATBehavior{Mapping: m}); err != nil {
 		return err
 	}
-	s.mapping, s.sentMap = m, true
+	s.mapping = m
 	return nil
 }
 
