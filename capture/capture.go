@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // Defaults applied by Open when Config leaves a field zero.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestParseFormat(t *testing.T) {

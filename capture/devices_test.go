@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestWriteDevices(t *testing.T) {

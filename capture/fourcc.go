@@ -3,7 +3,7 @@ package capture
 import (
 	"fmt"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // FourCC is a V4L2 pixel format code: four ASCII characters packed little

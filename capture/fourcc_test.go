@@ -3,7 +3,7 @@ package capture
 import (
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestFourCC(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // Backoff bounds used when ResilientOptions leaves them zero.

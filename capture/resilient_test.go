@@ -11,7 +11,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // fakeSource returns queued results and otherwise blocks until its

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // The synthetic source draws colour bars over a luma ramp, a checkered box

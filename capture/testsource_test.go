@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func openTestSource(t testing.TB, cfg Config, clock Clock) *testSource {

@@ -16,7 +16,7 @@ import (
 	"github.com/blackjack/webcam"
 	"golang.org/x/sys/unix"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 const (

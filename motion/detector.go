@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // Rect is an area of the frame in fractions of its width and height.

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/atomicfile"
+	"github.com/camagent/camagent/internal/base/atomicfile"
 )
 
 // LogFile is the event log's name in the events directory.

@@ -11,7 +11,7 @@ import (
 	"image"
 	"image/jpeg"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // lumaPlane is a view of a frame's Y samples: sample (x, y) is

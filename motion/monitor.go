@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // MonitorConfig configures a Monitor.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // scene draws a w x h I420 frame: a textured background at brightness

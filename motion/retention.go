@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/camagent/camagent/internal/atomicfile"
+	"github.com/camagent/camagent/internal/base/atomicfile"
 )
 
 // Retention of events. The recorder's retention (storage) decides what
 // goes and when; the Log removes events with their snapshots and compacts
-// itself. Compaction rewrites the whole log with internal/atomicfile
+// itself. Compaction rewrites the whole log with internal/base/atomicfile
 // (temporary file, fsync, rename, fsync of the directory) and only then
 // deletes the removed events' snapshots, so a power cut at any point
 // leaves either the old log or the new one, plus at worst snapshots no

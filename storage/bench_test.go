@@ -12,7 +12,7 @@ import (
 
 	"github.com/camagent/camagent/capture"
 	"github.com/camagent/camagent/capture/encode"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/storage/internal/testav"
 )
 

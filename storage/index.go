@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/camagent/camagent/internal/atomicfile"
-	"github.com/camagent/camagent/internal/fmp4"
+	"github.com/camagent/camagent/internal/base/atomicfile"
+	"github.com/camagent/camagent/internal/base/fmp4"
 	"github.com/camagent/camagent/storage/mp4scan"
 )
 

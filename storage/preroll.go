@@ -3,7 +3,7 @@ package storage
 import (
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // preRoll is the in-memory ring of recent access units kept in ModeEvent.

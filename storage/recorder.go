@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/camagent/camagent/internal/fmp4"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/fmp4"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // Stats are the recorder's counters since it started.

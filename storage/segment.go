@@ -8,9 +8,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/camagent/camagent/internal/atomicfile"
-	"github.com/camagent/camagent/internal/fmp4"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/atomicfile"
+	"github.com/camagent/camagent/internal/base/fmp4"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // maxSpaceRetries bounds how many segments one write may delete to find

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/fmp4"
-	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/fmp4"
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/storage/internal/testav"
 	"github.com/camagent/camagent/storage/mp4scan"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/p2p/natwire"
 	"github.com/camagent/camagent/stream/wire"
 )

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/base/config"
 )
 
 // maxExposure is the highest `systemd-analyze security` exposure the unit

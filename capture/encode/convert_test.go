@@ -5,7 +5,7 @@ import (
 	"image"
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestConvertFormats(t *testing.T) {

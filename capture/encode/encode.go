@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // Config selects the output of an Encoder.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestNewRejects(t *testing.T) {

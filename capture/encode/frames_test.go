@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // frameInterval is the capture period of the synthetic frames (30 fps).

@@ -3,7 +3,7 @@ package encode
 import (
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // FuzzConvert feeds arbitrary frame data and geometry to the converter: it

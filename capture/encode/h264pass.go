@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // h264Packager post-processes encoded H.264 from any source (camera or

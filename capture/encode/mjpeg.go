@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"image/jpeg"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // mjpegPassthrough forwards camera JPEGs untouched: every frame is a key

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 func TestNoSoftwareH264WithoutCgo(t *testing.T) {

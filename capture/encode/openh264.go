@@ -13,7 +13,7 @@ import (
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 const softwareH264Available = true

@@ -3,13 +3,14 @@
 package encode
 
 import (
-	"github.com/camagent/camagent/internal/ffprobe"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/ffprobe"
+
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // encodeAll feeds n synthetic frames to enc and returns all output.

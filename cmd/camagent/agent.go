@@ -8,7 +8,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/agent"
+	"github.com/camagent/camagent/internal/core/agent"
 )
 
 func newAgentCommand() *cobra.Command {

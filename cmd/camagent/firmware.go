@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/board"
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/config"
-	"github.com/camagent/camagent/internal/logging"
-	"github.com/camagent/camagent/internal/status"
+	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/core/agent"
+	"github.com/camagent/camagent/internal/feature/status"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/config"
+	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/core/agent"
 )
 
 // TestFirmwareFollowsAgent runs a real agent on the test source with a fake

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/pairing"
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/internal/feature/pairing"
 )
 
 // viewerState is where a viewer keeps its own key and the cameras it has

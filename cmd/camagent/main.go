@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/config"
-	"github.com/camagent/camagent/internal/logging"
+	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/logging"
 )
 
 // version is set at build time by the Makefile.

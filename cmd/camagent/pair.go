@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/pairing"
-	"github.com/camagent/camagent/p2p/tunnel"
+	"github.com/camagent/camagent/internal/core/agent"
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/internal/feature/pairing"
+	"github.com/camagent/camagent/p2p/relayclient"
 )
 
 func newPairCommand() *cobra.Command {
@@ -74,7 +74,7 @@ once and expires after --ttl. Run it on the camera, next to the running agent.`,
 			return err
 		}
 		offer := pairing.Offer{Name: cfg.Name, Fingerprint: id.Fingerprint, Code: issued.Code, Addrs: addrs, RelayAddrs: relayAddrs}
-		if offer.Relays, err = tunnel.OfferURLs(cfg.Relay.URLs, id); err != nil {
+		if offer.Relays, err = relayclient.OfferURLs(cfg.Relay.URLs, id); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()

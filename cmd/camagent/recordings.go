@@ -13,9 +13,9 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/storage/playback"
+	"github.com/camagent/camagent/stream"
 )
 
 // recordingsFlags are shared by the commands that talk to a camera's
@@ -51,7 +51,7 @@ func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Clien
 	}
 	// Recordings go the way live video goes: direct when the camera
 	// answers there, otherwise through one of its relays.
-	link, err := viewer.DialLinkALPN(cmd.Context(), id, cam, agent.QUICConfig(), route, playback.ALPN, nil)
+	link, err := viewer.DialLinkALPN(cmd.Context(), id, cam, stream.QUICConfig(), route, playback.ALPN, nil)
 	if err != nil {
 		return nil, nil, err
 	}

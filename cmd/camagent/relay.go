@@ -12,17 +12,17 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/logging"
-	"github.com/camagent/camagent/p2p/relay"
-	"github.com/camagent/camagent/p2p/tunnel"
+	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/p2p/relayclient"
+	"github.com/camagent/camagent/p2p/relayserver"
 )
 
 func newRelayCommand() *cobra.Command {
 	var (
 		listen, publicIP, stateDir, metrics, logLevel string
 		tokens, keys                                  []string
-		cfg                                           relay.Config
+		cfg                                           relayserver.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "relay",
@@ -71,12 +71,12 @@ configs (relay.urls) on start.`,
 			return err
 		}
 		cfg.Identity, cfg.PublicIP, cfg.Tokens, cfg.Keys, cfg.Logger = id, ip, tokens, keys, log
-		srv, err := relay.New(cfg)
+		srv, err := relayserver.New(cfg)
 		if err != nil {
 			return err
 		}
 		port := pc.LocalAddr().(*net.UDPAddr).Port
-		url := tunnel.RelayURL{Addr: netip.AddrPortFrom(ip, uint16(port)).String(), Fingerprint: id.Fingerprint}
+		url := relayclient.RelayURL{Addr: netip.AddrPortFrom(ip, uint16(port)).String(), Fingerprint: id.Fingerprint}
 		fmt.Fprintf(cmd.OutOrStdout(), "relay url: %s\n", url)
 		log.Info("relay listening", "listen", pc.LocalAddr().String(), "url", url.String())
 		if metrics != "" {
@@ -96,7 +96,7 @@ configs (relay.urls) on start.`,
 	return cmd
 }
 
-func metricsMux(srv *relay.Server) http.Handler {
+func metricsMux(srv *relayserver.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", srv.Metrics().Handler())
 	return mux

@@ -9,10 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/atomicfile"
-	"github.com/camagent/camagent/internal/logging"
-	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/internal/base/atomicfile"
+	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/stream"
 )
@@ -72,7 +71,7 @@ latency) go to stderr every second and as a summary at the end.`,
 		if resume {
 			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet, log)
 		}
-		link, err := viewer.DialLink(ctx, id, cam, agent.QUICConfig(), route, log)
+		link, err := viewer.DialLink(ctx, id, cam, stream.QUICConfig(), route, log)
 		if err != nil {
 			return err
 		}

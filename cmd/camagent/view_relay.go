@@ -8,10 +8,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/atomicfile"
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/internal/base/atomicfile"
+	"github.com/camagent/camagent/internal/core/viewer"
+	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -26,7 +25,7 @@ func viewResuming(ctx context.Context, id *identity.Identity, cam identity.Camer
 	}
 	var paths viewer.Paths
 	connect := func(ctx context.Context) (*stream.Client, error) {
-		link, err := viewer.DialLink(ctx, id, cam, agent.QUICConfig(), route, log)
+		link, err := viewer.DialLink(ctx, id, cam, stream.QUICConfig(), route, log)
 		if err != nil {
 			return nil, err
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/feature/identity"
 )
 
 func newViewersCommand() *cobra.Command {

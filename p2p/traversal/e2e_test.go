@@ -17,7 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
@@ -136,7 +136,7 @@ type camera struct {
 }
 
 // dialThroughRelay dials the camera through the forwarder at relay from
-// the viewer's socket vsock, as internal/viewer's relayed link does: a
+// the viewer's socket vsock, as internal/core/viewer's relayed link does: a
 // pathmux.Socket (onNonQUIC takes punches) and its route to the relay.
 func dialThroughRelay(tb testing.TB, ctx context.Context, vsock net.PacketConn, relay netip.AddrPort,
 	onNonQUIC func([]byte, netip.AddrPort)) (*pathmux.Socket, *quic.Transport, *quic.Conn) {

@@ -53,7 +53,7 @@ type ServerConfig struct {
 	Mapping func() natwire.Mapping
 	// Listen opens the sockets of a fan-out, and Hole hands the winning
 	// one to the camera's QUIC socket for the viewer at peer
-	// (tunnel.Mux.AddHole) and returns what removes it again. Without
+	// (relayclient.Mux.AddHole) and returns what removes it again. Without
 	// them the camera refuses fan-outs.
 	Listen portspray.ListenFunc
 	Hole   func(c net.PacketConn, peer netip.AddrPort, first []byte) (remove func())

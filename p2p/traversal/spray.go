@@ -26,7 +26,7 @@ import (
 //     packet each toward the viewer's reflexive address), the viewer sprays
 //     guesses at the camera's public IP from its one socket. The camera's
 //     socket that hears a guess is the hole: it joins the camera's QUIC
-//     socket (tunnel.Mux.AddHole) and punches toward the viewer, whose
+//     socket (relayclient.Mux.AddHole) and punches toward the viewer, whose
 //     traversal client learns the hole's port as a peer-reflexive
 //     candidate and probes it.
 //   - viewer endpoint-dependent: the viewer fans out toward the camera's

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/fmp4"
+	"github.com/camagent/camagent/internal/base/fmp4"
 	"github.com/camagent/camagent/storage/internal/testav"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/camagent/camagent/internal/fmp4"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/fmp4"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/storage/recwire"
 )
 

@@ -11,14 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/camagent/camagent/internal/media"
-	"github.com/camagent/camagent/motion"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/storage"
 	"github.com/camagent/camagent/storage/recwire"
 )
@@ -34,10 +31,21 @@ const (
 
 // Source is what the server serves; any part may be missing.
 type Source struct {
-	Recorder  *storage.Recorder // nil: no recordings
-	EventsDir string            // "": no events
+	Recorder *storage.Recorder // nil: no recordings
+	Events   EventLog          // nil: no events
 	// Still returns the next camera frame as a JPEG.
 	Still func(ctx context.Context) ([]byte, error)
+}
+
+// EventLog is the camera's motion event log as this server needs it. The
+// composition root adapts the motion package to it, so that playback, like
+// storage itself (storage.Companion), does not depend on motion.
+type EventLog interface {
+	// Events lists every event, oldest first; an open event has a zero End.
+	Events() ([]recwire.Event, error)
+	// Snapshot is the JPEG of the event with the given id (already checked
+	// to be an event id, never a path).
+	Snapshot(id string) ([]byte, error)
 }
 
 // Serve answers requests on conn until it closes or ctx ends.
@@ -128,8 +136,8 @@ func list(w io.Writer, req recwire.Request, src Source) error {
 			}
 		}
 	}
-	if src.EventsDir != "" {
-		events, err := motion.ReadEvents(src.EventsDir)
+	if src.Events != nil {
+		events, err := src.Events.Events()
 		if err != nil {
 			return err
 		}
@@ -139,7 +147,7 @@ func list(w io.Writer, req recwire.Request, src Source) error {
 				end = e.Start
 			}
 			if inRange(e.Start, end, req) {
-				resp.Events = append(resp.Events, recwire.Event{ID: e.ID, Start: e.Start, End: e.End, Score: e.Score})
+				resp.Events = append(resp.Events, e)
 			}
 		}
 	}
@@ -176,14 +184,14 @@ func play(ctx context.Context, w io.Writer, req recwire.Request, src Source) err
 }
 
 func eventSnapshot(w io.Writer, req recwire.Request, src Source) error {
-	if src.EventsDir == "" {
+	if src.Events == nil {
 		return errors.New("no motion events on this camera")
 	}
 	// Event ids are timestamps; anything else (say "../key.pem") is refused.
 	if _, err := time.Parse("20060102T150405.000Z", req.ID); err != nil {
 		return fmt.Errorf("bad event id %q", req.ID)
 	}
-	jpg, err := os.ReadFile(filepath.Join(src.EventsDir, req.ID+".jpg"))
+	jpg, err := src.Events.Snapshot(req.ID)
 	if err != nil {
 		return fmt.Errorf("event %s has no snapshot", req.ID)
 	}

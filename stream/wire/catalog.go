@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 // maxMilliFPS bounds the frame rate field (1000 fps).

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/media"
 	"github.com/quic-go/quic-go/quicvarint"
 )
 

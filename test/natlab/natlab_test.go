@@ -93,7 +93,7 @@ func TestNATMatrix(t *testing.T) {
 	if subset == "" {
 		root := moduleRoot(t)
 		m := Matrix{Generated: time.Now().UTC().Format(time.RFC3339), Kernel: kernel(), CPUs: runtime.NumCPU(),
-			RunSeconds: elapsed.Seconds(), HoldSeconds: hold.Seconds(), Relay: "p2p/relay (MASQUE connect-udp-listen)", Pairs: results, Summary: summary}
+			RunSeconds: elapsed.Seconds(), HoldSeconds: hold.Seconds(), Relay: "p2p/relayserver (MASQUE connect-udp-listen)", Pairs: results, Summary: summary}
 		js, _ := json.MarshalIndent(m, "", "  ")
 		if err := os.MkdirAll(filepath.Join(root, "out"), 0o755); err != nil {
 			t.Fatal(err)

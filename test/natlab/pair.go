@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/camagent/camagent/internal/identity"
+	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/traversal"
 )
 

@@ -16,16 +16,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/p2p/relay"
-	"github.com/camagent/camagent/p2p/tunnel"
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/p2p/relayclient"
+	"github.com/camagent/camagent/p2p/relayserver"
 )
 
 // relayChildEnv marks the test binary re-executed as the relay (TestMain
 // calls RelayChild when it is set).
 const relayChildEnv = "NATLAB_RELAY_CHILD"
 
-// Relay is camagent's MASQUE relay (p2p/relay, the code `camagent relay`
+// Relay is camagent's MASQUE relay (p2p/relayserver, the code `camagent relay`
 // runs) in the lab's wan namespace, in a process of its own: the relay
 // opens a UDP socket for every registration (connect-udp-listen) from
 // whatever goroutine serves the request, and only a process that lives
@@ -35,7 +35,7 @@ const relayChildEnv = "NATLAB_RELAY_CHILD"
 type Relay struct {
 	// URL is what cameras register with (relay.urls) and viewers locate
 	// cameras at (with the camera's locator added).
-	URL   tunnel.RelayURL
+	URL   relayclient.RelayURL
 	Token string
 
 	cmd *exec.Cmd
@@ -45,7 +45,7 @@ type Relay struct {
 	out *bufio.Reader
 }
 
-// RelayCounters are the relay's own byte counters (p2p/relay Metrics).
+// RelayCounters are the relay's own byte counters (p2p/relayserver Metrics).
 type RelayCounters struct {
 	// FromCamera: UDP payload bytes the relay forwarded from registrations
 	// to viewers; ToCamera the other way.
@@ -82,7 +82,7 @@ func StartRelay(ns string) (*Relay, error) {
 		if err == nil && !ok {
 			err = fmt.Errorf("relay said %q", line)
 		}
-		r.URL = tunnel.RelayURL{Addr: netip.AddrPortFrom(RelayAddr, RelayPort).String(), Fingerprint: fp}
+		r.URL = relayclient.RelayURL{Addr: netip.AddrPortFrom(RelayAddr, RelayPort).String(), Fingerprint: fp}
 		ready <- err
 	}()
 	select {
@@ -152,14 +152,14 @@ func RelayChild() error {
 	if err != nil {
 		return err
 	}
-	cfg := relay.Config{Identity: id, PublicIP: RelayAddr, Tokens: []string{os.Getenv("NATLAB_RELAY_TOKEN")},
+	cfg := relayserver.Config{Identity: id, PublicIP: RelayAddr, Tokens: []string{os.Getenv("NATLAB_RELAY_TOKEN")},
 		Logger: debugLogger("relay")}
 	if os.Getenv("NATLAB_TRACE") != "" {
 		cfg.Tap = func(toCamera bool, b []byte) {
 			fmt.Fprintf(os.Stderr, "relay %s toCamera=%v %d bytes\n", time.Now().Format("15:04:05.000"), toCamera, len(b))
 		}
 	}
-	srv, err := relay.New(cfg)
+	srv, err := relayserver.New(cfg)
 	if err != nil {
 		return err
 	}

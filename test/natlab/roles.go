@@ -15,13 +15,13 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/capture/encode"
-	"github.com/camagent/camagent/internal/agent"
-	"github.com/camagent/camagent/internal/config"
-	"github.com/camagent/camagent/internal/identity"
-	"github.com/camagent/camagent/internal/viewer"
+	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/core/agent"
+	"github.com/camagent/camagent/internal/core/viewer"
+	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/portspray"
+	"github.com/camagent/camagent/p2p/relayclient"
 	"github.com/camagent/camagent/p2p/traversal"
-	"github.com/camagent/camagent/p2p/tunnel"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -36,7 +36,7 @@ const (
 	captureHeight = 360
 )
 
-// Camera is the camera role: the agent itself (internal/agent, as `camagent
+// Camera is the camera role: the agent itself (internal/core/agent, as `camagent
 // agent` runs it) on the synthetic test source, registered with the relay,
 // with its NAT traversal wiring, its socket in the camera's namespace.
 type Camera struct {
@@ -112,7 +112,7 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 			return fail(fmt.Errorf("agent not %s after 10 s", wait.what))
 		}
 	}
-	relays, err := tunnel.OfferURLs(cfg.Relay.URLs, a.Identity())
+	relays, err := relayclient.OfferURLs(cfg.Relay.URLs, a.Identity())
 	if err != nil {
 		return fail(err)
 	}
@@ -143,7 +143,7 @@ func (cam *Camera) StartReference(ctx context.Context, ns string, vid *identity.
 	err := InNamespace(ns, func() error {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer dcancel()
-		conn, err := viewer.Dial(dctx, vid, local, agent.QUICConfig())
+		conn, err := viewer.Dial(dctx, vid, local, stream.QUICConfig())
 		if err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func StartViewer(ctx context.Context, ns string, vid *identity.Identity, cam ide
 	err := InNamespace(ns, func() (err error) {
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer dcancel()
-		v.Link, err = viewer.DialLink(dctx, vid, cam, agent.QUICConfig(), viewer.RouteRelay, log)
+		v.Link, err = viewer.DialLink(dctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, log)
 		if err != nil {
 			return err
 		}

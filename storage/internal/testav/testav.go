@@ -6,8 +6,8 @@ import (
 	_ "embed"
 	"time"
 
-	"github.com/camagent/camagent/internal/h264"
-	"github.com/camagent/camagent/internal/media"
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media"
 )
 
 //go:embed stream-160x120-300.h264

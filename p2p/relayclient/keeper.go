@@ -1,0 +1,153 @@
+package relayclient
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/feature/identity"
+)
+
+// Backoff bounds for re-registering after a failure or a lost relay.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	// stableAfter is how long a registration must last for the backoff
+	// to start again from minBackoff.
+	stableAfter = 30 * time.Second
+)
+
+// KeeperConfig is what a Keeper needs.
+type KeeperConfig struct {
+	Relays   []RelayURL
+	Identity *identity.Identity
+	Token    string
+	Mux      *Mux
+	Logger   *slog.Logger
+	// Transport, if set, is what registrations dial on (Options.Transport).
+	Transport *quic.Transport
+	// OnChange, if set, is called with each new registration and with nil
+	// when it ends (relay is the relay's address).
+	OnChange func(relay string, c *Conn)
+}
+
+// Keeper keeps one registration with every relay alive, adding each to the
+// Mux, and re-registers with jittered exponential backoff when one ends.
+// Registering with every relay at once is the failover: viewers try the
+// relays in turn and find the camera on any that is up.
+type Keeper struct {
+	cfg  KeeperConfig
+	log  *slog.Logger
+	mu   sync.Mutex
+	live map[string]*Conn // relay address -> current registration
+	// registered receives the relay address after each successful
+	// registration (for tests and status); it never blocks.
+	registered chan string
+}
+
+// NewKeeper prepares a Keeper; Run starts it.
+func NewKeeper(cfg KeeperConfig) *Keeper {
+	return &Keeper{cfg: cfg, log: logging.Discard(cfg.Logger), live: map[string]*Conn{}, registered: make(chan string, 16)}
+}
+
+// Registered delivers the relay address after each registration.
+func (k *Keeper) Registered() <-chan string { return k.registered }
+
+// Public returns the current public address per relay address.
+func (k *Keeper) Public() map[string]string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := map[string]string{}
+	for addr, c := range k.live {
+		out[addr] = c.PublicAddr().String()
+	}
+	return out
+}
+
+// Run keeps the registrations until ctx ends.
+func (k *Keeper) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, r := range k.cfg.Relays {
+		wg.Add(1)
+		go func() { defer wg.Done(); k.keep(ctx, r) }()
+	}
+	wg.Wait()
+}
+
+func (k *Keeper) keep(ctx context.Context, r RelayURL) {
+	log := k.log.With("relay", r.Addr)
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := Register(rctx, Options{Relay: r, Identity: k.cfg.Identity, Token: k.cfg.Token, Logger: log, Transport: k.cfg.Transport})
+		cancel()
+		if err != nil {
+			wait := jitter(backoff)
+			log.Warn("relay registration failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			if !sleep(ctx, wait) {
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		started := time.Now()
+		log.Info("registered with relay", "public", c.PublicAddr().String(), "observed", c.ObservedAddr().String())
+		k.setLive(r.Addr, c)
+		k.cfg.Mux.Add(c)
+		select {
+		case k.registered <- r.Addr:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			c.Close()
+			k.setLive(r.Addr, nil)
+			return
+		case <-c.Done():
+		}
+		k.setLive(r.Addr, nil)
+		log.Warn("relay registration lost", "err", c.Err())
+		if time.Since(started) > stableAfter {
+			backoff = minBackoff
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (k *Keeper) setLive(addr string, c *Conn) {
+	k.mu.Lock()
+	if c == nil {
+		delete(k.live, addr)
+	} else {
+		k.live[addr] = c
+	}
+	k.mu.Unlock()
+	if k.cfg.OnChange != nil {
+		k.cfg.OnChange(addr, c)
+	}
+}
+
+// jitter spreads d over [d/2, 3d/2) so that cameras cut off by one relay
+// restart do not all come back in the same instant.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

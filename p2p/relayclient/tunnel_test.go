@@ -1,0 +1,237 @@
+package relayclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/p2p/relayserver"
+)
+
+type testRelay struct {
+	srv  *relayserver.Server
+	id   *identity.Identity
+	conn net.PacketConn
+	url  RelayURL
+}
+
+func startRelay(t testing.TB, cfg relayserver.Config) *testRelay {
+	t.Helper()
+	id, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRelayWith(t, cfg, id, "127.0.0.1:0")
+}
+
+func startRelayWith(t testing.TB, cfg relayserver.Config, id *identity.Identity, addr string) *testRelay {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startRelayOn(t, cfg, id, pc)
+}
+
+func startRelayOn(t testing.TB, cfg relayserver.Config, id *identity.Identity, pc net.PacketConn) *testRelay {
+	t.Helper()
+	cfg.Identity = id
+	cfg.PublicIP = netip.MustParseAddr("127.0.0.1")
+	if cfg.Tokens == nil {
+		cfg.Tokens = []string{"secret-token"}
+	}
+	srv, err := relayserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(pc) }()
+	t.Cleanup(func() { srv.Close(); pc.Close(); <-done })
+	return &testRelay{srv: srv, id: id, conn: pc, url: RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: id.Fingerprint}}
+}
+
+// camera is a QUIC echo server on a Mux, like the agent's listener.
+type camera struct {
+	id  *identity.Identity
+	mux *Mux
+	tr  *quic.Transport
+	ln  *quic.Listener
+}
+
+func startCamera(t testing.TB) *camera {
+	t.Helper()
+	id, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := NewMux(udp)
+	tr := &quic.Transport{Conn: mux}
+	ln, err := tr.Listen(serverTLS(id), &quic.Config{EnableDatagrams: true, MaxIdleTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); tr.Close(); mux.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go echo(conn)
+		}
+	}()
+	return &camera{id: id, mux: mux, tr: tr, ln: ln}
+}
+
+func echo(conn *quic.Conn) {
+	go func() {
+		for {
+			d, err := conn.ReceiveDatagram(context.Background())
+			if err != nil {
+				return
+			}
+			conn.SendDatagram(d)
+		}
+	}()
+	for {
+		str, err := conn.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		go func() { io.Copy(str, str); str.Close() }()
+	}
+}
+
+func dialViewer(t testing.TB, ctx context.Context, cam *camera, addr netip.AddrPort) *quic.Conn {
+	t.Helper()
+	vid, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := quic.DialAddr(ctx, addr.String(), identity.ClientTLSConfig(vid, cam.id.Fingerprint, "echo"),
+		&quic.Config{EnableDatagrams: true, MaxIdleTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	return conn
+}
+
+func roundTrip(t testing.TB, conn *quic.Conn, size int) {
+	t.Helper()
+	str, err := conn.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, size)
+	rand.Read(msg)
+	go func() { str.Write(msg); str.Close() }()
+	got, err := io.ReadAll(str)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes came back as %d different bytes", size, len(got))
+	}
+}
+
+func TestViewerReachesCameraThroughRelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rl := startRelay(t, relayserver.Config{})
+	cam := startCamera(t)
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+	go k.Run(ctx)
+	waitRegistered(t, ctx, k)
+
+	viewerURL := rl.url.WithSecret(LocatorSecret(cam.id))
+	pub, err := Locate(ctx, viewerURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Public()[rl.url.Addr]; got != pub.String() {
+		t.Fatalf("locate says %s, camera registered %s", pub, got)
+	}
+	conn := dialViewer(t, ctx, cam, pub)
+	roundTrip(t, conn, 1<<20) // 1 MiB through the tunnel, both ways
+	if err := conn.SendDatagram([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := conn.ReceiveDatagram(ctx)
+	if err != nil || string(d) != "ping" {
+		t.Fatalf("datagram echo: %q %v", d, err)
+	}
+	m := rl.srv.Metrics()
+	if m.BytesToCamera.Load() < 1<<20 || m.BytesFromCamera.Load() < 1<<20 {
+		t.Fatalf("relay forwarded %d/%d bytes, want >= 1 MiB each way", m.BytesToCamera.Load(), m.BytesFromCamera.Load())
+	}
+}
+
+func waitRegistered(t testing.TB, ctx context.Context, k *Keeper) string {
+	t.Helper()
+	select {
+	case addr := <-k.Registered():
+		return addr
+	case <-ctx.Done():
+		t.Fatal("camera never registered")
+		return ""
+	}
+}
+
+func TestLocateUnknownSecretIsNotFound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rl := startRelay(t, relayserver.Config{})
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	_, err := Locate(ctx, rl.url.WithSecret(secret), nil)
+	if err == nil || !bytesContains(err.Error(), ErrNotRegistered.Error()) {
+		t.Fatalf("err = %v, want not registered", err)
+	}
+}
+
+func bytesContains(s, sub string) bool { return bytes.Contains([]byte(s), []byte(sub)) }
+
+func TestRegistrationNeedsAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rl := startRelay(t, relayserver.Config{})
+	cam := startCamera(t)
+	for name, tok := range map[string]string{"no token": "", "wrong token": "guess"} {
+		_, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: tok})
+		if err == nil || !bytesContains(err.Error(), "401") {
+			t.Errorf("%s: err = %v, want 401", name, err)
+		}
+	}
+	// A key on the allow-list needs no token.
+	rl2 := startRelay(t, relayserver.Config{Tokens: []string{}, Keys: []string{cam.id.Fingerprint}})
+	c, err := Register(ctx, Options{Relay: rl2.url, Identity: cam.id})
+	if err != nil {
+		t.Fatalf("allow-listed key: %v", err)
+	}
+	c.Close()
+}
+
+func TestRelayPinIsChecked(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rl := startRelay(t, relayserver.Config{})
+	cam := startCamera(t)
+	wrong := rl.url
+	wrong.Fingerprint = cam.id.Fingerprint
+	if _, err := Register(ctx, Options{Relay: wrong, Identity: cam.id, Token: "secret-token"}); err == nil {
+		t.Fatal("registered with a relay whose key does not match the pin")
+	}
+}

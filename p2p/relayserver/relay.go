@@ -1,0 +1,309 @@
+// Package relayserver is camagent's MASQUE relay: an HTTP/3 UDP proxy (RFC 9298)
+// whose authenticated clients register listening sockets with
+// connect-udp-listen (draft-ietf-masque-connect-udp-listen-14), so that a
+// camera behind NAT gets a public UDP address. Viewers reach that address
+// with ordinary QUIC; the relay forwards UDP and never holds the keys of the
+// end-to-end TLS session inside. docs/relay.md describes the design.
+package relayserver
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/p2p/masque/profile"
+)
+
+// Config is the relay's policy. Zero limits take the defaults below.
+type Config struct {
+	// Identity is the relay's key and certificate; clients pin its
+	// fingerprint (the fp= parameter of a relay URL).
+	Identity *identity.Identity
+	// Tokens are bearer tokens that may register; Keys are client key
+	// fingerprints that may register. A client needs one or the other.
+	Tokens []string
+	Keys   []string
+	// PublicIP is where registration sockets are bound and what
+	// Proxy-Public-Address reports.
+	PublicIP netip.Addr
+
+	MaxRegistrations int           // in total (default 10000)
+	MaxPerConn       int           // per client connection (default 8)
+	MaxContexts      int           // compression contexts per registration (default 64)
+	DatagramRate     float64       // datagrams per second per registration, each way (default 20000)
+	DatagramBurst    int           // (default 2000)
+	ContextIdle      time.Duration // proxy-assigned contexts unused this long are closed (default 60s)
+	LocateRate       float64       // locate requests per second, relay-wide (default 200)
+	// AllowPrivateTargets lets plain CONNECT-UDP reach loopback and private
+	// addresses (tests only).
+	AllowPrivateTargets bool
+	// Tap, if set, sees every UDP payload the relay forwards for a
+	// registration (toCamera: from a viewer). For tests and debugging;
+	// it must not keep b.
+	Tap func(toCamera bool, b []byte)
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxRegistrations, 10000)
+	def(&c.MaxPerConn, 8)
+	def(&c.MaxContexts, 64)
+	def(&c.DatagramBurst, 2000)
+	if c.DatagramRate <= 0 {
+		c.DatagramRate = 20000
+	}
+	if c.ContextIdle <= 0 {
+		c.ContextIdle = time.Minute
+	}
+	if c.LocateRate <= 0 {
+		c.LocateRate = 200
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Logger = logging.Discard(c.Logger)
+}
+
+// Server is a running relay.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	h3      *http3.Server
+	metrics *Metrics
+
+	registrations atomic.Int64
+	locateLimit   *tokenBucket
+
+	mu       sync.Mutex
+	locators map[[32]byte]*tunnel // SHA-256 of a camera's locator secret -> its registration
+	perConn  map[*quic.Conn]int
+	tunnels  map[*tunnel]struct{}
+
+	done chan struct{}
+	once sync.Once
+}
+
+// New prepares a relay; Serve runs it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("relay: no identity")
+	}
+	if !cfg.PublicIP.IsValid() || cfg.PublicIP.IsUnspecified() {
+		return nil, fmt.Errorf("relay: public IP %v must be a specific address", cfg.PublicIP)
+	}
+	cfg.setDefaults()
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, metrics: newMetrics(),
+		locateLimit: newTokenBucket(cfg.LocateRate, int(cfg.LocateRate), cfg.Now),
+		locators:    map[[32]byte]*tunnel{},
+		perConn:     map[*quic.Conn]int{},
+		tunnels:     map[*tunnel]struct{}{},
+		done:        make(chan struct{}),
+	}
+	s.metrics.active = s.Registrations
+	mux := http.NewServeMux()
+	mux.HandleFunc(profile.MasquePrefix, s.handleMASQUE)
+	mux.HandleFunc(profile.LocatePrefix, s.handleLocate)
+	s.h3 = &http3.Server{
+		Handler:         mux,
+		EnableDatagrams: true,
+		QUICConfig:      profile.QUICConfig(),
+		TLSConfig:       s.tlsConfig(),
+		Logger:          s.log,
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+	}
+	return s, nil
+}
+
+// tlsConfig presents the relay's certificate and asks for, without
+// requiring, a client certificate: cameras on the key allow-list present
+// theirs, viewers looking a camera up present none or their own.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.cfg.Identity.Certificate},
+		MinVersion:   tls.VersionTLS13,
+		ClientAuth:   tls.RequestClientCert,
+		NextProtos:   []string{http3.NextProtoH3},
+	}
+}
+
+// StatelessResetKey derives the relay's QUIC stateless reset key from its
+// identity, so that after a restart the relay can still reset connections
+// of the previous run: cameras then notice at their next packet instead of
+// after an idle timeout, and re-register at once.
+func StatelessResetKey(id *identity.Identity) *quic.StatelessResetKey {
+	var key quic.StatelessResetKey
+	mac := hmac.New(sha256.New, id.Certificate.PrivateKey.(interface{ Seed() []byte }).Seed())
+	mac.Write([]byte("camagent relay stateless reset"))
+	copy(key[:], mac.Sum(nil))
+	return &key
+}
+
+// Serve runs the relay on conn until Close.
+func (s *Server) Serve(conn net.PacketConn) error {
+	tr := &quic.Transport{Conn: conn, StatelessResetKey: StatelessResetKey(s.cfg.Identity)}
+	ln, err := tr.Listen(http3.ConfigureTLSConfig(s.h3.TLSConfig), s.h3.QUICConfig)
+	if err != nil {
+		return err
+	}
+	go s.expireContexts()
+	// STUN Binding on the same port (stun.go); it stops with tr, and
+	// Serve waits for it so that nothing outlives the relay.
+	ctx, cancel := context.WithCancel(context.Background())
+	st := newSTUNResponder(tr, s.metrics, s.log, s.cfg.Now)
+	go st.run(ctx)
+	err = s.h3.ServeListener(ln)
+	tr.Close()
+	cancel()
+	<-st.done
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, quic.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops the relay and ends every registration.
+func (s *Server) Close() error {
+	s.once.Do(func() { close(s.done) })
+	err := s.h3.Close()
+	s.mu.Lock()
+	tunnels := make([]*tunnel, 0, len(s.tunnels))
+	for t := range s.tunnels {
+		tunnels = append(tunnels, t)
+	}
+	s.mu.Unlock()
+	for _, t := range tunnels {
+		t.close()
+	}
+	return err
+}
+
+// Metrics are the relay's counters.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Registrations is the number of live registrations.
+func (s *Server) Registrations() int { return int(s.registrations.Load()) }
+
+// expireContexts closes proxy-assigned compression contexts nobody used for
+// ContextIdle, which bounds a registration's memory under a port scan.
+func (s *Server) expireContexts() {
+	period := s.cfg.ContextIdle / 2
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		tunnels := make([]*tunnel, 0, len(s.tunnels))
+		for t := range s.tunnels {
+			tunnels = append(tunnels, t)
+		}
+		s.mu.Unlock()
+		for _, t := range tunnels {
+			t.expireIdle(s.cfg.Now().Add(-s.cfg.ContextIdle))
+		}
+	}
+}
+
+// authorised reports whether the request may register: a bearer token or
+// a client key on the allow-list.
+func (s *Server) authorised(r *http.Request) bool {
+	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
+		for _, t := range s.cfg.Tokens {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
+				return true
+			}
+		}
+	}
+	if r.TLS != nil {
+		if fp := identity.PeerFingerprint(*r.TLS); fp != "" {
+			for _, k := range s.cfg.Keys {
+				if want, err := identity.ParseFingerprint(k); err == nil && want == fp {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func bearer(h string) (string, bool) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
+		return "", false
+	}
+	return h[len(prefix):], true
+}
+
+type connKey struct{}
+
+// serverConn is the QUIC connection a request arrived on (set by
+// ConnContext).
+func serverConn(r *http.Request) *quic.Conn {
+	c, _ := r.Context().Value(connKey{}).(*quic.Conn)
+	return c
+}
+
+func (s *Server) addTunnel(t *tunnel, conn *quic.Conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.registrations.Load() >= int64(s.cfg.MaxRegistrations) {
+		return errTooMany
+	}
+	if conn != nil && s.perConn[conn] >= s.cfg.MaxPerConn {
+		return errTooMany
+	}
+	s.registrations.Add(1)
+	s.perConn[conn]++
+	s.tunnels[t] = struct{}{}
+	if t.locator != nil {
+		s.locators[*t.locator] = t // the newest registration wins
+	}
+	return nil
+}
+
+func (s *Server) removeTunnel(t *tunnel, conn *quic.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.tunnels[t]; !ok {
+		return
+	}
+	delete(s.tunnels, t)
+	s.registrations.Add(-1)
+	if s.perConn[conn]--; s.perConn[conn] <= 0 {
+		delete(s.perConn, conn)
+	}
+	if t.locator != nil && s.locators[*t.locator] == t {
+		delete(s.locators, *t.locator)
+	}
+}
+
+var errTooMany = errors.New("relay: too many registrations")
