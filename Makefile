@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test
 
 all: build
 
@@ -115,6 +115,14 @@ netlab-matrix:
 	@mkdir -p out && rm -f out/nat-matrix.summary
 	@$(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
 		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
+
+## attack-test: every attack found in review (issue 11) against the real relay
+## and agent processes; writes out/attacks.json (name, refused, evidence) and
+## fails unless every attack was refused
+attack-test: build
+	@mkdir -p out && rm -f out/attacks.json
+	CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
+	@test -s out/attacks.json || { echo "attack-test: no attack ran" >&2; exit 1; }
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
