@@ -50,6 +50,9 @@ type Config struct {
 	DatagramBurst    int           // (default 2000)
 	ContextIdle      time.Duration // proxy-assigned contexts unused this long are closed (default 60s)
 	LocateRate       float64       // locate requests per second, relay-wide (default 200)
+	// AdmitWindow is how long a locate opens a gated registration to
+	// the locating client's IP (default 30s; gate.go).
+	AdmitWindow time.Duration
 	// AllowPrivateTargets lets plain CONNECT-UDP reach loopback and private
 	// addresses (tests only).
 	AllowPrivateTargets bool
@@ -81,6 +84,9 @@ func (c *Config) setDefaults() {
 	if c.LocateRate <= 0 {
 		c.LocateRate = 200
 	}
+	if c.AdmitWindow <= 0 {
+		c.AdmitWindow = 30 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -98,7 +104,7 @@ type Server struct {
 	locateLimit   *tokenBucket
 
 	mu       sync.Mutex
-	locators map[[32]byte]*tunnel // SHA-256 of a camera's locator secret -> its registration
+	locators map[[32]byte]*locatorEntry // SHA-256 of a locator secret -> its key and registrations (locators.go)
 	perConn  map[*quic.Conn]int
 	tunnels  map[*tunnel]struct{}
 
@@ -118,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(),
 		locateLimit: newTokenBucket(cfg.LocateRate, int(cfg.LocateRate), cfg.Now),
-		locators:    map[[32]byte]*tunnel{},
+		locators:    map[[32]byte]*locatorEntry{},
 		perConn:     map[*quic.Conn]int{},
 		tunnels:     map[*tunnel]struct{}{},
 		done:        make(chan struct{}),
@@ -230,6 +236,7 @@ func (s *Server) expireContexts() {
 		for _, t := range tunnels {
 			t.expireIdle(s.cfg.Now().Add(-s.cfg.ContextIdle))
 		}
+		s.sweepLocators()
 	}
 }
 
@@ -284,9 +291,6 @@ func (s *Server) addTunnel(t *tunnel, conn *quic.Conn) error {
 	s.registrations.Add(1)
 	s.perConn[conn]++
 	s.tunnels[t] = struct{}{}
-	if t.locator != nil {
-		s.locators[*t.locator] = t // the newest registration wins
-	}
 	return nil
 }
 
@@ -301,9 +305,7 @@ func (s *Server) removeTunnel(t *tunnel, conn *quic.Conn) {
 	if s.perConn[conn]--; s.perConn[conn] <= 0 {
 		delete(s.perConn, conn)
 	}
-	if t.locator != nil && s.locators[*t.locator] == t {
-		delete(s.locators, *t.locator)
-	}
+	s.dropLocatorsLocked(t) // each falls back to the key's next newest registration
 }
 
 var errTooMany = errors.New("relay: too many registrations")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
+	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/masque/wire"
 )
 
@@ -45,7 +46,7 @@ type tunnel struct {
 	srv      *Server
 	sock     *net.UDPConn
 	public   netip.AddrPort
-	locator  *[32]byte
+	loc      tunnelLocators // guarded by srv.mu (locators.go)
 	limitIn  *tokenBucket // peer -> camera
 	limitOut *tokenBucket // camera -> peer
 
@@ -60,15 +61,16 @@ type tunnel struct {
 	byID         map[uint64]*peerContext
 	byPeer       map[netip.AddrPort]*peerContext
 	nextProxyID  uint64 // proxy-allocated IDs are odd
+	gate         gateState // who may reach the camera without a context (gate.go)
 
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-func newTunnel(s *Server, sock *net.UDPConn, locator *[32]byte) *tunnel {
+func newTunnel(s *Server, sock *net.UDPConn) *tunnel {
 	local := sock.LocalAddr().(*net.UDPAddr).AddrPort()
 	return &tunnel{
-		srv: s, sock: sock, locator: locator,
+		srv: s, sock: sock,
 		public:      netip.AddrPortFrom(s.cfg.PublicIP, local.Port()),
 		limitIn:     newTokenBucket(s.cfg.DatagramRate, s.cfg.DatagramBurst, s.cfg.Now),
 		limitOut:    newTokenBucket(s.cfg.DatagramRate, s.cfg.DatagramBurst, s.cfg.Now),
@@ -236,7 +238,7 @@ func (t *tunnel) encodeForClient(b []byte, peer netip.AddrPort, payload []byte) 
 		c.lastUsed = t.srv.cfg.Now()
 		return wire.AppendCompressed(b, c.id, payload), nil
 	}
-	if t.uncompressed == 0 {
+	if t.uncompressed == 0 || (c == nil && !t.admitsLocked(peer)) {
 		return nil, nil
 	}
 	b = wire.AppendUncompressed(b, t.uncompressed, peer, payload)
@@ -296,7 +298,11 @@ func (t *tunnel) decodeFromClient(d []byte) (netip.AddrPort, []byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if id != 0 && id == t.uncompressed {
-		return wire.ParseUncompressed(rest)
+		peer, payload, err := wire.ParseUncompressed(rest)
+		if err == nil {
+			t.permitLocked(peer)
+		}
+		return peer, payload, err
 	}
 	c := t.byID[id]
 	if c == nil || !c.acked {
@@ -318,6 +324,12 @@ func (t *tunnel) readCapsules() error {
 		typ, r, err := p.Next()
 		if err != nil {
 			return err
+		}
+		if typ == http3.CapsuleType(profile.CapsuleLocators) {
+			if err := t.readLocators(r); err != nil {
+				return err
+			}
+			continue
 		}
 		ct := wire.CapsuleType(typ)
 		switch ct {

@@ -59,12 +59,17 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		err := playback.Serve(ctx, conn, a.rec.playbackSource(), log)
 		log.Debug("recordings session ended", "viewer", v.Name, "reason", err)
 	case pairing.ALPN:
-		v, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name)
+		out, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name, viewerRelays(a.cfg.Relay.URLs, a.id))
 		if err != nil {
 			log.Warn("pairing refused", "err", err)
 			return
 		}
-		log.Info("viewer paired", "viewer", v.Name)
+		if out.Refresh {
+			log.Info("viewer fetched its relay locators", "viewer", out.Viewer.Name)
+			return
+		}
+		a.relays.refreshLocators() // its locator, at once
+		log.Info("viewer paired", "viewer", out.Viewer.Name)
 	default:
 		conn.CloseWithError(0, "unknown protocol")
 	}
@@ -93,6 +98,9 @@ func (a *Agent) watchRevocations(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Pairings, revocations and codes also change what the camera
+		// is found under at its relays.
+		a.relays.refreshLocators()
 		a.mu.Lock()
 		for conn, fp := range a.conns {
 			if _, ok := a.viewers.Allowed(fp); !ok {

@@ -58,7 +58,7 @@ func (c *camera) acceptLoop(ln *quic.Listener) {
 		switch conn.ConnectionState().TLS.NegotiatedProtocol {
 		case ALPN:
 			go func() {
-				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch")
+				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch", nil)
 				c.served <- err
 			}()
 		case testVideoALPN:
@@ -395,7 +395,7 @@ func TestServeRequiresPairingALPN(t *testing.T) {
 			result <- err
 			return
 		}
-		_, err = Serve(context.Background(), conn, cam.codes, cam.viewers, "porch")
+		_, err = Serve(context.Background(), conn, cam.codes, cam.viewers, "porch", nil)
 		result <- err
 	}()
 	conf := identity.ClientTLSConfig(v.id, cam.id.Fingerprint, testVideoALPN)
