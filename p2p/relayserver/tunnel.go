@@ -47,8 +47,8 @@ type tunnel struct {
 	sock     *net.UDPConn
 	public   netip.AddrPort
 	loc      tunnelLocators // guarded by srv.mu (locators.go)
-	limitIn  *tokenBucket // peer -> camera
-	limitOut *tokenBucket // camera -> peer
+	limitIn  *tokenBucket   // peer -> camera
+	limitOut *tokenBucket   // camera -> peer
 
 	str tunnelStream
 	// qconn is the QUIC connection of str, if known: readUDP then frames
@@ -60,7 +60,7 @@ type tunnel struct {
 	uncompressed uint64 // Context ID of the uncompressed context; 0: closed (firewall mode)
 	byID         map[uint64]*peerContext
 	byPeer       map[netip.AddrPort]*peerContext
-	nextProxyID  uint64 // proxy-allocated IDs are odd
+	nextProxyID  uint64    // proxy-allocated IDs are odd
 	gate         gateState // who may reach the camera without a context (gate.go)
 
 	closeOnce sync.Once
