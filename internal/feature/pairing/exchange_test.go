@@ -24,6 +24,7 @@ type camera struct {
 	clock   *clock
 	addr    string
 	served  chan error // one result per pairing connection
+	relays  RelaysFunc // nil: a camera without relays
 }
 
 func startCamera(t *testing.T) *camera {
@@ -58,7 +59,7 @@ func (c *camera) acceptLoop(ln *quic.Listener) {
 		switch conn.ConnectionState().TLS.NegotiatedProtocol {
 		case ALPN:
 			go func() {
-				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch", nil)
+				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch", c.relays)
 				c.served <- err
 			}()
 		case testVideoALPN:
