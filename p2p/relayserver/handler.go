@@ -126,7 +126,8 @@ func (s *Server) handleLocate(w http.ResponseWriter, r *http.Request) {
 	clientCert := r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 	if t == nil {
 		s.metrics.LocateNotFound.Add(1)
-		s.log.Info("locate", "result", "not_found", "remote", r.RemoteAddr, "client_cert", clientCert)
+		// Debug: strangers' guesses must not flood the log.
+		s.log.Debug("locate", "result", "not_found", "remote", r.RemoteAddr, "client_cert", clientCert)
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
