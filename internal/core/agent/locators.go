@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/camagent/camagent/internal/feature/identity"
@@ -22,6 +23,18 @@ type locatorSource struct {
 	codes   *pairing.CodeStore
 	log     *slog.Logger
 	now     func() time.Time
+
+	mu      sync.Mutex
+	lastErr string // logged once until it changes: hashes runs every second
+}
+
+func (l *locatorSource) warn(what string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if msg := what + ": " + err.Error(); msg != l.lastErr {
+		l.lastErr = msg
+		l.log.Warn("relay locators: "+what+" unreadable", "err", err)
+	}
 }
 
 // hashes are the locators of relay r, sorted (so that an unchanged set
@@ -32,7 +45,7 @@ func (l *locatorSource) hashes(r relayclient.RelayURL) [][32]byte {
 	if err != nil {
 		// A broken viewers.json admits nobody (identity.ViewerStore);
 		// no viewer then finds the camera either.
-		l.log.Warn("relay locators: viewers unreadable", "err", err)
+		l.warn("viewers", err)
 	}
 	for _, v := range viewers {
 		if !v.Revoked() {
@@ -41,7 +54,7 @@ func (l *locatorSource) hashes(r relayclient.RelayURL) [][32]byte {
 	}
 	codes, err := l.codes.Pending()
 	if err != nil {
-		l.log.Warn("relay locators: codes unreadable", "err", err)
+		l.warn("codes", err)
 	}
 	now := l.now()
 	for _, c := range codes {
