@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -308,9 +309,7 @@ func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.
 			continue
 		}
 		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: "relay " + r.Addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
-			lctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			pub, err := relayclient.Locate(lctx, r, id)
-			cancel()
+			pub, err := locateNewCode(ctx, r)
 			if err != nil {
 				return nil, err
 			}
@@ -325,6 +324,31 @@ func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.
 		return nil, fmt.Errorf("pairing: offer has no usable address or relay: %w", errors.Join(bad...))
 	}
 	return attempts, nil
+}
+
+// codeLocatorWait is how long Join keeps looking up an offer's locator
+// that the relay does not know yet: the agent registers a new code's
+// locator within a second of `camagent pair` (docs/relay.md), and a
+// viewer may scan the offer sooner.
+const codeLocatorWait = 3 * time.Second
+
+// locateNewCode locates the camera through r, retrying while the relay
+// does not know the locator yet.
+func locateNewCode(ctx context.Context, r relayclient.RelayURL) (netip.AddrPort, error) {
+	deadline := time.Now().Add(codeLocatorWait)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		pub, err := relayclient.Locate(lctx, r, nil)
+		cancel()
+		if !errors.Is(err, relayclient.ErrNotRegistered) || time.Now().After(deadline) {
+			return pub, err
+		}
+		select {
+		case <-ctx.Done():
+			return netip.AddrPort{}, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func dial(ctx context.Context, addr, fingerprint string, id *identity.Identity) (*quic.Conn, error) {
