@@ -127,7 +127,7 @@ func AddrPort(a net.Addr) (netip.AddrPort, error) {
 	case nil:
 		return netip.AddrPort{}, errors.New("no address")
 	case interface{ AddrPort() netip.AddrPort }:
-		// A peer reached through a relay (tunnel.RelayedAddr): its
+		// A peer reached through a relay (relayclient.RelayedAddr): its
 		// address as the relay observed it.
 		ap := a.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
