@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/storage/internal/testav"
 )
 
@@ -14,6 +15,7 @@ import (
 // every ENOSPC must delete the oldest segment and recording go on to the
 // end, with every file left whole.
 func TestDiskFull(t *testing.T) {
+	testtier.Slow(t, "mounts a tmpfs as root")
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/camagent/camagent/internal/base/fmp4"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/storage/internal/testav"
 	"github.com/camagent/camagent/storage/mp4scan"
 )
@@ -117,6 +118,9 @@ func TestContinuousSegments(t *testing.T) {
 // the given number of frames.
 func probe(t *testing.T, path string, frames int) {
 	t.Helper()
+	if !testtier.SlowStep(t, "the ffprobe decode check") {
+		return
+	}
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Log("ffprobe not installed; skipping the decode check (make test installs it)")
 		return

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/core/agent"
 )
 
@@ -19,6 +20,7 @@ import (
 // the status endpoint reports health, frames, the board model and its
 // temperature, and a clean stop hands the LED back to its trigger.
 func TestFirmwareFollowsAgent(t *testing.T) {
+	testtier.Slow(t, "an agent streaming QUIC on loopback")
 	root := t.TempDir()
 	files := map[string]string{
 		"sys/firmware/devicetree/base/model":   "Raspberry Pi 4 Model B Rev 1.5\x00",

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // fakeAgent is a supervised agent whose health the test sets.
@@ -26,6 +28,7 @@ func (f *fakeAgent) Status() string         { return "1 viewers, 42 frames captu
 // ready, then WATCHDOG=1 with each STATUS= while healthy and never while
 // not, so systemd restarts a stuck agent.
 func TestNotifySystemd(t *testing.T) {
+	testtier.Slow(t, "a second of real 100 ms watchdog ticks")
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/relayserver"
 )
@@ -43,6 +44,7 @@ func startRelayWith(t testing.TB, cfg relayserver.Config, id *identity.Identity,
 
 func startRelayOn(t testing.TB, cfg relayserver.Config, id *identity.Identity, pc net.PacketConn) *testRelay {
 	t.Helper()
+	testtier.Slow(t, "a MASQUE relay over QUIC on loopback")
 	cfg.Identity = id
 	cfg.PublicIP = netip.MustParseAddr("127.0.0.1")
 	if cfg.Tokens == nil {
@@ -68,6 +70,7 @@ type camera struct {
 
 func startCamera(t testing.TB) *camera {
 	t.Helper()
+	testtier.Slow(t, "a camera over QUIC on loopback")
 	id, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/masque/profile"
@@ -25,6 +26,7 @@ import (
 // startTestRelay runs a relay on 127.0.0.1 until the test ends.
 func startTestRelay(t *testing.T) (*Server, *identity.Identity, *net.UDPAddr) {
 	t.Helper()
+	testtier.Slow(t, "a MASQUE relay over QUIC on loopback")
 	id, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

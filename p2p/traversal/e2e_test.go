@@ -18,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
@@ -188,6 +189,7 @@ func startClient(tb testing.TB, ctx context.Context, conn *quic.Conn, mux *pathm
 }
 
 func startCamera(tb testing.TB, ctx context.Context) *camera {
+	testtier.Slow(tb, "a camera and viewers over QUIC on loopback, migrating paths")
 	udp := listenUDP(tb)
 	hole := &blackhole{PacketConn: udp, blocked: make(map[netip.AddrPort]bool)}
 	tr := &quic.Transport{Conn: hole}

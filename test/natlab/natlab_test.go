@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // hold is how long each pair streams after connecting: long enough for a
@@ -43,9 +45,7 @@ func TestMain(m *testing.M) {
 // relay, NATLAB_TRACE=1 every datagram the relay forwards, every path
 // event and the byte counters every 100 ms.
 func TestNATMatrix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the NAT matrix takes minutes: make netlab-matrix")
-	}
+	testtier.System(t, "make netlab-matrix") // the NAT matrix takes minutes
 	if os.Geteuid() != 0 {
 		t.Skip("the NAT lab needs root (network namespaces, nftables)")
 	}

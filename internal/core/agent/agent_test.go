@@ -17,6 +17,7 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/stream"
@@ -33,6 +34,7 @@ func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
 // testAgentWith is testAgent with a hook between New and Run.
 func testAgentWith(t *testing.T, mutate func(*config.Config), beforeRun func(*Agent)) *Agent {
 	t.Helper()
+	testtier.Slow(t, "an agent streaming QUIC on loopback")
 	cfg := config.Default()
 	cfg.Name = "test-camera"
 	cfg.StateDir = t.TempDir()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/internal/feature/pairing"
 	"github.com/camagent/camagent/p2p/relayclient"
@@ -25,6 +26,7 @@ func startTestRelay(t *testing.T, tap func(toCamera bool, b []byte)) (*relayserv
 // ::1): its QUIC port and the registrations' public sockets.
 func startTestRelayAt(t *testing.T, ip netip.Addr, tap func(toCamera bool, b []byte)) (*relayserver.Server, relayclient.RelayURL) {
 	t.Helper()
+	testtier.Slow(t, "a MASQUE relay over QUIC on loopback")
 	rid, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
