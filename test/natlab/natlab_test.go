@@ -65,17 +65,7 @@ func TestRelayProcess(t *testing.T) {
 // relay, NATLAB_TRACE=1 every datagram the relay forwards, every path
 // event and the byte counters every 100 ms.
 func TestNATMatrix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the NAT matrix takes minutes: make netlab-matrix")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the NAT lab needs root (network namespaces, nftables)")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh netlab)", tool)
-		}
-	}
+	requireLab(t, "the NAT matrix (make netlab-matrix, minutes)")
 	var pairs []Pair
 	for _, c := range Kinds {
 		for _, v := range Kinds {
