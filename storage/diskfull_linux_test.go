@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/storage/internal/testav"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 )
 
 // TestDiskFull records onto a real 64 kB tmpfs with no retention bounds:
@@ -26,7 +26,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	r := newRecorder(t, Config{Dir: dir, SegmentDuration: time.Second})
-	aus := testav.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
+	aus := mediatest.Stream160x120.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
 	feed(r, aus)
 	r.Close()
 	st := r.Stats()
