@@ -38,8 +38,8 @@ func requireLab(t *testing.T, why string, tools ...string) {
 	run("ip", "netns", "del", probe)
 }
 
-// The lab of `make netlab-relay` and `make netlab-direct`, as the shell
-// labs built it:
+// The lab of `make netlab-relay` and `make netlab-direct` (the shell labs
+// of test/netlab before it):
 //
 //	wan (relay 192.0.2.1:443; 203.0.113.1, 198.51.100.1)
 //	 |- camr 203.0.113.2  | 192.168.1.1 -- cam  192.168.1.2  (home NAT)
