@@ -161,17 +161,25 @@ attack-test: build
 demo: build
 	@scripts/demo.sh
 
-## netlab-relay: camera behind home NAT, viewer behind carrier NAT, MASQUE relay
-## killed and restarted mid-stream; 10 s to out/netlab-relay.mp4 (root; ~30 s)
+## netlab-relay: (root) camera behind home NAT, viewer behind carrier NAT, the
+## MASQUE relay killed and restarted mid-stream; bin/camagent's roles as
+## processes in the Go lab (test/natlab TestRelayLab); 10 s to
+## out/netlab-relay.mp4, summary line last (~30 s; skips without root)
 netlab-relay: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/relay.sh
+	@mkdir -p out && rm -f out/netlab-relay.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestRelayLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-relay.summary 2>/dev/null; exit $$rc
 
-## netlab-direct: same lab; the viewer starts on the relay, NAT traversal moves
-## it to the direct path, the direct path is cut and it falls back (root; ~12 s)
+## netlab-direct: (root) same lab; the viewer starts on the relay, NAT
+## traversal moves it to the direct path, the direct path is cut and it
+## falls back (test/natlab TestDirectLab); 10 s to out/netlab-direct.mp4,
+## summary line last (~15 s; skips without root)
 netlab-direct: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/direct.sh
+	@mkdir -p out && rm -f out/netlab-direct.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestDirectLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-direct.summary 2>/dev/null; exit $$rc
 
 clean:
 	rm -rf $(BIN) out

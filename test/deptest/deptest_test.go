@@ -49,9 +49,10 @@ var layers = map[string]layer{
 	"p2p":              feature,
 	"systemd":          feature,
 
-	"internal/core": composition,
-	"cmd":           composition,
-	"test":          composition,
+	"internal/core":  composition,
+	"cmd":            composition,
+	"test":           composition,
+	"internal/tools": composition, // programs run by make: the test wrapper, the tree guard
 }
 
 func layerOf(rel string) (layer, bool) {

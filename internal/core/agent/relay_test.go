@@ -13,6 +13,8 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/core/viewer"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -38,14 +40,14 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0)")
 	}
 	var tap tapBuffer
-	_, relayURL := startTestRelay(t, tap.tap)
+	rl := relaytest.Start(t, relayserver.Config{Tap: tap.tap})
 
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	public := waitRegistered(ctx, t, a, relayURL)
+	public := waitRegistered(ctx, t, a, rl)
 
 	// Pair through the relay's public address: the offer has no direct one.
 	vid, cam, err := joinOffer(ctx, t, a, "phone", public)

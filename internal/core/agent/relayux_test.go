@@ -13,6 +13,8 @@ import (
 	"github.com/camagent/camagent/internal/base/dialrace"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/p2p/relayclient"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -20,16 +22,16 @@ import (
 // loopback, and returns the agent and its public address at the relay.
 func relayedAgent(t *testing.T) (*Agent, string) {
 	t.Helper()
-	_, relayURL := startTestRelay(t, nil)
+	rl := relaytest.Start(t, relayserver.Config{})
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	select {
 	case <-a.RelayKeeper().Registered():
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent never registered with the relay")
 	}
-	return a, a.RelayKeeper().Public()[relayURL.Addr]
+	return a, a.RelayKeeper().Public()[rl.Addr.String()]
 }
 
 // blackHole is an address that takes UDP packets and never answers: a
