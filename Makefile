@@ -154,7 +154,7 @@ netlab-matrix:
 ## fails unless every attack was refused
 attack-test: build
 	@mkdir -p out && rm -f out/attacks.json
-	CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
+	CAMAGENT_SYSTEM_TEST=1 CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
 	@test -s out/attacks.json || { echo "attack-test: no attack ran" >&2; exit 1; }
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
