@@ -165,6 +165,9 @@ func dialRelayed(ctx context.Context, pub, relay netip.AddrPort, tlsConf *tls.Co
 		if trav != nil {
 			trav.Close()
 		}
+		if learner := l.learner.Load(); learner != nil {
+			learner.Close()
+		}
 		if l.stun != nil {
 			l.stun.close()
 		}
