@@ -1,6 +1,10 @@
-// Package agent runs the camera: capture, encoding, the QUIC server that
-// serves paired viewers and pairing requests, and the health figures that
-// the systemd watchdog and status lines are fed from.
+// Package agent is the camera's composition root: RunService is the whole
+// process that `camagent agent` runs under systemd: the Agent (capture,
+// encoding, the QUIC server that serves paired viewers, recordings and
+// pairing requests, relay registrations, and the health figures), the
+// board around it (status LED, PIR, IR-cut, hardware watchdog, the local
+// status endpoint) and the systemd notifier that feeds the watchdog from
+// those health figures.
 package agent
 
 import (
