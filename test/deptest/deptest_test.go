@@ -86,6 +86,7 @@ var forbiddenDirect = []struct {
 	from, dep, why string
 }{
 	{"cmd/camagent", "board", "cmd/camagent is flags and wiring; the camera's composition drives the board"},
+	{"cmd/camagent", "p2p/traversal", "cmd/camagent is flags and wiring; the viewer's session runs NAT traversal"},
 }
 
 type pkg struct {

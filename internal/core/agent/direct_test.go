@@ -113,11 +113,11 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 		t.Fatal(err)
 	}
 
-	link, err := viewer.DialLink(ctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, nil)
+	link, err := viewer.Dialer{Identity: vid, Route: viewer.RouteRelay}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	if !link.Relayed() || link.Conn.RemoteAddr().String() != public {
 		t.Fatalf("viewer connected to %v, want the relay's public address %s", link.Conn.RemoteAddr(), public)
 	}

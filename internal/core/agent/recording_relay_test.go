@@ -18,7 +18,6 @@ import (
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/storage/recwire"
-	"github.com/camagent/camagent/stream"
 )
 
 // TestRecordingExportThroughRelay exports a clip over the recordings
@@ -53,11 +52,11 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	}
 	cam.Addrs, cam.Relays = nil, relays
 
-	link, err := viewer.DialLinkALPN(ctx, id, cam, stream.QUICConfig(), viewer.RouteAuto, playback.ALPN, nil)
+	link, err := viewer.Dialer{Identity: id, ALPN: playback.ALPN}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatalf("recordings through the relay: %v", err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	if !link.Relayed() || link.Conn.RemoteAddr().String() != public {
 		t.Fatalf("viewer connected to %s (relayed %v), want the relay's public address %s",
 			link.Conn.RemoteAddr(), link.Relayed(), public)
@@ -142,11 +141,11 @@ func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	}
 	cam.Addrs, cam.Relays = nil, relays
 
-	link, err := viewer.DialLinkALPN(ctx, id, cam, stream.QUICConfig(), viewer.RouteRelay, playback.ALPN, nil)
+	link, err := viewer.Dialer{Identity: id, Route: viewer.RouteRelay, ALPN: playback.ALPN}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	events := make(chan traversal.Event, 16)
 	link.AcceptTraversal(func(e traversal.Event) { events <- e })
 	client := playback.NewClient(link.Conn)

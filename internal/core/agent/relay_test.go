@@ -58,11 +58,12 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 		t.Fatalf("paired camera keeps relays %v", cam.Relays)
 	}
 
-	conn, err := viewer.DialRoute(ctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, nil)
+	link, err := viewer.Dialer{Identity: vid, Route: viewer.RouteRelay}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.CloseWithError(0, "")
+	defer link.Close()
+	conn := link.Conn
 	if got := conn.RemoteAddr().String(); got != public {
 		t.Fatalf("viewer connected to %s, want the relay's public address %s", got, public)
 	}

@@ -99,7 +99,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	// View --via auto with the head start on a clock the test drives.
 	clock := manualClock{asked: make(chan chan time.Time, 4)}
 	var trace traceLog
-	d := viewer.Dialer{After: clock.After, Trace: trace.add}
+	d := viewer.Dialer{Identity: vid, After: clock.After, Trace: trace.add}
 	start := time.Now()
 	type dialed struct {
 		l   *viewer.Link
@@ -107,7 +107,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	}
 	res := make(chan dialed, 1)
 	go func() {
-		l, err := d.DialLink(ctx, vid, cam, stream.QUICConfig(), viewer.RouteAuto)
+		l, err := d.Dial(ctx, cam)
 		res <- dialed{l, err}
 	}()
 	// The direct attempt starts alone and asks for its head start; the
@@ -129,7 +129,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	defer r.l.Conn.CloseWithError(0, "")
+	defer r.l.Close()
 	if !r.l.Relayed() || r.l.Conn.RemoteAddr().String() != public {
 		t.Fatalf("connected to %s (relayed %v), want the relay's public address %s", r.l.Conn.RemoteAddr(), r.l.Relayed(), public)
 	}

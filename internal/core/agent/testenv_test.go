@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/internal/feature/pairing"
 	"github.com/camagent/camagent/p2p/relayclient"
@@ -61,4 +64,14 @@ func joinOffer(ctx context.Context, t *testing.T, a *Agent, name, addr string) (
 	}
 	cam, err := pairing.Join(ctx, offer, vid, name, cams)
 	return vid, cam, err
+}
+
+// dial connects viewer id to cam's known addresses for protocol alpn, as
+// viewers do (viewer.Dialer), and returns the connection.
+func dial(ctx context.Context, id *identity.Identity, cam identity.Camera, alpn string) (*quic.Conn, error) {
+	link, err := viewer.Dialer{Identity: id, Route: viewer.RouteDirect, ALPN: alpn}.Dial(ctx, cam)
+	if err != nil {
+		return nil, err
+	}
+	return link.Conn, nil
 }
