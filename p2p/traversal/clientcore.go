@@ -246,8 +246,8 @@ func (d *clientCore) do(a action) { d.out = append(d.out, a) }
 // direct reports whether the connection runs on a direct path.
 func (d *clientCore) direct() bool { return d.active != 0 }
 
-// candidateAdded takes an ADD_ADDRESS (draft-seemann-quic-nat-traversal-02,
-// section "ADD_ADDRESS"); unusable addresses and more than
+// candidateAdded takes an ADD_ADDRESS frame of the camera's
+// (draft-seemann-quic-nat-traversal-02); unusable addresses and more than
 // candidate.MaxCandidates are ignored, so a camera cannot aim the viewer's
 // probes at a broadcast address or make it probe without end.
 func (d *clientCore) candidateAdded(f *natwire.AddAddress) {
@@ -396,9 +396,9 @@ func (d *clientCore) probeAddr(id probeID) (netip.AddrPort, bool) {
 }
 
 // probeDone takes a probe's result. The first path that validates gets
-// the connection (draft-seemann-quic-nat-traversal-02: "the client
-// SHOULD migrate to the first path that validates"); a result of a probe
-// abandoned meanwhile only frees its slot.
+// the connection, by ordinary client migration (RFC 9000 §9.2, as
+// draft-seemann-quic-nat-traversal-02's "Hole Punching" has it); a
+// result of a probe abandoned meanwhile only frees its slot.
 func (d *clientCore) probeDone(id probeID, ok bool) {
 	d.inFlight--
 	addr, current := d.probeAddr(id)
@@ -535,9 +535,10 @@ func (d *clientCore) holeFound(to netip.AddrPort) {
 // a keepalive once it has been quiet for Keepalive (and every
 // Keepalive/2 after), the relay path validated at DeadAfter/2 (a healthy
 // path is never that quiet: its keepalives are answered), and the
-// fallback at DeadAfter. RFC 9000 §9.3 lets the client move back to a
-// path it validated; validating it ahead of time keeps a lost packet
-// through the relay from stretching the switch past DeadAfter.
+// fallback at DeadAfter: a migration back to the relay path (RFC 9000
+// §9.2), which must be validated first (§8.2); validating it ahead of
+// time keeps a lost packet through the relay from stretching the switch
+// past DeadAfter.
 func (d *clientCore) watchDirect() {
 	quiet := d.now.Sub(d.seen.lastHeard)
 	switch {
@@ -592,45 +593,69 @@ func (d *clientCore) pollEvery() time.Duration { return d.cfg.Keepalive / 2 }
 // wake is when time next makes a decision due: the earliest deadline
 // after now, or zero for none.
 func (d *clientCore) wake() time.Time {
-	var at time.Time
-	soonest := func(t time.Time) {
-		if t.After(d.now) && (at.IsZero() || t.Before(at)) {
-			at = t
-		}
-	}
-	soonest(d.sprayAt)
+	w := deadlines{now: d.now}
+	w.add(d.sprayAt)
 	switch {
 	case d.switching != 0 || d.fallingBack:
+		// The driver answers before any other event.
 	case d.direct():
-		heard := d.seen.lastHeard
-		if quiet := d.now.Sub(heard); quiet < d.cfg.Keepalive {
-			soonest(heard.Add(d.cfg.Keepalive))
-		} else {
-			soonest(d.lastKeepalive.Add(d.pollEvery()))
-		}
-		if quiet := d.now.Sub(heard); quiet >= d.cfg.DeadAfter {
-			soonest(d.lastFallback.Add(d.pollEvery())) // a fallback that failed is tried again
-		}
-		if !d.relayWarm {
-			soonest(heard.Add(d.cfg.DeadAfter / 2))
-		}
-		soonest(heard.Add(d.cfg.DeadAfter))
-		soonest(d.lastRelayProbe.Add(d.cfg.RelayRefresh))
+		d.directDeadlines(&w)
 	default:
-		if d.inFlight == 0 && len(d.queue) > 0 {
-			soonest(d.probeAt)
-		}
-		if d.birthdayPending() {
-			soonest(d.probeAt.Add(birthdayDelay))
-			if !d.now.Before(d.probeAt.Add(birthdayDelay)) {
-				soonest(d.now.Add(d.pollEvery())) // a mapping learned late
-			}
-		}
-		if d.roundDue() {
-			soonest(d.nextRound)
+		d.roundDeadlines(&w)
+	}
+	return w.soonest
+}
+
+// directDeadlines are the times the direct path's watch may act: its
+// quiet reaching Keepalive, DeadAfter/2 and DeadAfter (the last packet
+// heard is sensed, so these move on with every packet: a timer set by an
+// older one fires early and is set again), the next keepalive while quiet,
+// a fallback's retry and the relay keepalive.
+func (d *clientCore) directDeadlines(w *deadlines) {
+	heard := d.seen.lastHeard
+	quiet := d.now.Sub(heard)
+	if quiet < d.cfg.Keepalive {
+		w.add(heard.Add(d.cfg.Keepalive))
+	} else {
+		w.add(d.lastKeepalive.Add(d.pollEvery()))
+	}
+	if !d.relayWarm {
+		w.add(heard.Add(d.cfg.DeadAfter / 2))
+	}
+	w.add(heard.Add(d.cfg.DeadAfter))
+	if quiet >= d.cfg.DeadAfter {
+		w.add(d.lastFallback.Add(d.pollEvery())) // a fallback that failed is tried again
+	}
+	w.add(d.lastRelayProbe.Add(d.cfg.RelayRefresh))
+}
+
+// roundDeadlines are the times a round may act: its probes' start, its
+// birthday half (and, once that is due, a look every pollEvery at a
+// mapping learned late) and the next round.
+func (d *clientCore) roundDeadlines(w *deadlines) {
+	if d.inFlight == 0 && len(d.queue) > 0 {
+		w.add(d.probeAt)
+	}
+	if d.birthdayPending() {
+		due := d.probeAt.Add(birthdayDelay)
+		w.add(due)
+		if !d.now.Before(due) {
+			w.add(d.now.Add(d.pollEvery()))
 		}
 	}
-	return at
+	if d.roundDue() {
+		w.add(d.nextRound)
+	}
+}
+
+// deadlines keeps the soonest of the times it is given that are after
+// now: a time already past is one whose decision waits on something else.
+type deadlines struct{ now, soonest time.Time }
+
+func (w *deadlines) add(t time.Time) {
+	if t.After(w.now) && (w.soonest.IsZero() || t.Before(w.soonest)) {
+		w.soonest = t
+	}
 }
 
 // birthdayPending reports whether this round may still get its birthday
