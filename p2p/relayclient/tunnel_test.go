@@ -45,6 +45,11 @@ func startRelayOn(t testing.TB, cfg relayserver.Config, id *identity.Identity, p
 	t.Helper()
 	cfg.Identity = id
 	cfg.PublicIP = netip.MustParseAddr("127.0.0.1")
+	if cfg.AllowTargets == nil {
+		// Viewers and cameras of these tests are on loopback, which the
+		// relay's target policy refuses by default.
+		cfg.AllowTargets = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}
 	if cfg.Tokens == nil {
 		cfg.Tokens = []string{"secret-token"}
 	}

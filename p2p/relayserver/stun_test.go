@@ -29,7 +29,8 @@ func startTestRelay(t *testing.T) (*Server, *identity.Identity, *net.UDPAddr) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Identity: id, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"secret-token"}})
+	s, err := New(Config{Identity: id, PublicIP: netip.MustParseAddr("127.0.0.1"), Tokens: []string{"secret-token"},
+		AllowTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestSTUNBindingOnQUICPort(t *testing.T) {
 	}
 }
 
-// TestSTUNRateLimit checks the relay-wide bucket with a stopped clock: the
+// TestSTUNRateLimit checks the per-prefix bucket with a stopped clock: the
 // burst is answered, the rest counted and dropped.
 func TestSTUNRateLimit(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -222,7 +223,9 @@ func TestSTUNRateLimit(t *testing.T) {
 	defer sink.Close()
 	m := newMetrics()
 	now := time.Unix(1e9, 0)
-	r := newSTUNResponder(tr, m, logging.Discard(nil), func() time.Time { return now })
+	const stunRate, stunBurst = 20, 40
+	policy := newTargetPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil)
+	r := newSTUNResponder(tr, m, logging.Discard(nil), func() time.Time { return now }, stunRate, policy)
 	const extra = 10
 	for range stunBurst + extra {
 		r.handle(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw, sink.LocalAddr())

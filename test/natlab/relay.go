@@ -153,6 +153,9 @@ func RelayChild() error {
 		return err
 	}
 	cfg := relayserver.Config{Identity: id, PublicIP: RelayAddr, Tokens: []string{os.Getenv("NATLAB_RELAY_TOKEN")},
+		// The lab's "internet" is documentation ranges, which the relay's
+		// target policy refuses unless told otherwise.
+		AllowTargets: []netip.Prefix{netip.MustParsePrefix(cameraSide.public + ".0/24"), netip.MustParsePrefix(viewerSide.public + ".0/24")},
 		Logger: debugLogger("relay")}
 	if os.Getenv("NATLAB_TRACE") != "" {
 		cfg.Tap = func(toCamera bool, b []byte) {

@@ -31,6 +31,7 @@ fi
 token=netlab-$RANDOM$RANDOM
 relay_state=$work/relay-state
 ip netns exec $wan "$bin" relay --listen 203.0.113.1:4443 --state-dir "$relay_state" --token "$token" \
+	--allow-target 203.0.113.0/24 --allow-target 198.51.100.0/24 \
 	--metrics 127.0.0.1:9464 >"$work/relay.url" 2>>"$work/relay.log" &
 pids+=("$!")
 for _ in $(seq 100); do grep -q 'relay url:' "$work/relay.url" && break; sleep 0.05; done

@@ -29,6 +29,7 @@ relay_state=$work/relay-state
 start_relay() {
 	# ip netns exec execs the command, so $! is the relay itself.
 	ip netns exec $wan "$bin" relay --listen 203.0.113.1:4443 --state-dir "$relay_state" --token "$token" \
+		--allow-target 203.0.113.0/24 --allow-target 198.51.100.0/24 \
 		--metrics 127.0.0.1:9464 >"$work/relay.url" 2>>"$work/relay.log" &
 	relay_pid=$!
 	pids+=("$relay_pid")

@@ -29,7 +29,10 @@ func startTestRelayAt(t *testing.T, ip netip.Addr, tap func(toCamera bool, b []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := relayserver.New(relayserver.Config{Identity: rid, PublicIP: ip, Tokens: []string{"tok"}, Tap: tap})
+	// Viewers are on loopback too, which the relay's target policy
+	// refuses unless told otherwise.
+	srv, err := relayserver.New(relayserver.Config{Identity: rid, PublicIP: ip, Tokens: []string{"tok"}, Tap: tap,
+		AllowTargets: []netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}})
 	if err != nil {
 		t.Fatal(err)
 	}
