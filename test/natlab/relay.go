@@ -156,7 +156,7 @@ func RelayChild() error {
 		// The lab's "internet" is documentation ranges, which the relay's
 		// target policy refuses unless told otherwise.
 		AllowTargets: []netip.Prefix{netip.MustParsePrefix(cameraSide.public + ".0/24"), netip.MustParsePrefix(viewerSide.public + ".0/24")},
-		Logger: debugLogger("relay")}
+		Logger:       debugLogger("relay")}
 	if os.Getenv("NATLAB_TRACE") != "" {
 		cfg.Tap = func(toCamera bool, b []byte) {
 			fmt.Fprintf(os.Stderr, "relay %s toCamera=%v %d bytes\n", time.Now().Format("15:04:05.000"), toCamera, len(b))
