@@ -119,8 +119,3 @@ func sfvBool(h http.Header, name string) (bool, error) {
 	}
 	return b, nil
 }
-
-func sfvTrue(h http.Header, name string) bool {
-	b, err := sfvBool(h, name)
-	return err == nil && b
-}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -198,7 +199,6 @@ func rlProxyError(h http.Header) string {
 // reach; it counts what arrives.
 type rlVictim struct {
 	conn *net.UDPConn
-	got  chan int
 }
 
 func rlListenVictim(t *testing.T, ip netip.Addr) (*rlVictim, netip.AddrPort) {
@@ -450,13 +450,5 @@ func rlConnectSockets(t *testing.T, ctx context.Context) {
 
 func isTimeout(err error) bool {
 	var ne net.Error
-	return err != nil && strings.Contains(err.Error(), "deadline") || (asNetErr(err, &ne) && ne.Timeout())
-}
-
-func asNetErr(err error, ne *net.Error) bool {
-	e, ok := err.(net.Error)
-	if ok {
-		*ne = e
-	}
-	return ok
+	return errors.As(err, &ne) && ne.Timeout()
 }
