@@ -54,7 +54,8 @@ func TestWrongHeadersGetHTTPErrors(t *testing.T) {
 		status int
 	}{
 		{"ok", nil, 200},
-		{"no capsule protocol", func(r *http.Request) { r.Header.Del(http3.CapsuleProtocolHeader) }, 400},
+		{"no capsule protocol (optional, RFC 9297 section 3.4)", func(r *http.Request) { r.Header.Del(http3.CapsuleProtocolHeader) }, 200},
+		{"capsule protocol not a boolean", func(r *http.Request) { r.Header.Set(http3.CapsuleProtocolHeader, "yes") }, 400},
 		{"bind not a boolean", func(r *http.Request) { r.Header.Set(profile.HeaderBind, "yes") }, 400},
 		{"bind with a target host", func(r *http.Request) {
 			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/192.0.2.1/*/", "/.well-known/masque/udp/192.0.2.1/%2A/"
@@ -66,7 +67,11 @@ func TestWrongHeadersGetHTTPErrors(t *testing.T) {
 		{"no token", func(r *http.Request) { r.Header.Del("Authorization") }, 401},
 		{"private target", func(r *http.Request) {
 			r.Header.Del(profile.HeaderBind)
-			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/127.0.0.1/53/", ""
+			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/10.0.0.1/53/", ""
+		}, 403},
+		{"loopback target outside the test override", func(r *http.Request) {
+			r.Header.Del(profile.HeaderBind)
+			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/127.0.0.2/53/", ""
 		}, 403},
 	}
 	for _, tt := range tests {

@@ -32,7 +32,9 @@ func TestSTUNRateLimit(t *testing.T) {
 	defer sink.Close()
 	m := newMetrics()
 	now := time.Unix(1e9, 0)
-	r := newSTUNResponder(tr, m, logging.Discard(nil), func() time.Time { return now })
+	const stunRate, stunBurst = 20, 40
+	policy := newTargetPolicy([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil)
+	r := newSTUNResponder(tr, m, logging.Discard(nil), func() time.Time { return now }, stunRate, policy)
 	const extra = 10
 	for range stunBurst + extra {
 		r.handle(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw, sink.LocalAddr())

@@ -137,7 +137,10 @@ func (b *binLab) startRelay() {
 	os.Remove(b.path("relay.url"))
 	b.relay = b.start(b.WAN, b.path("relay.url"), b.path("relay.log"), "relay",
 		"--listen", fmt.Sprintf("%s:%d", RelayAddr, RelayPort), "--state-dir", b.path("relay-state"),
-		"--token", b.token, "--metrics", relayMetrics)
+		"--token", b.token, "--metrics", relayMetrics,
+		// The lab's "internet" is documentation ranges, which the relay's
+		// target policy refuses unless told otherwise.
+		"--allow-target", labTargets[0].String(), "--allow-target", labTargets[1].String())
 	url := ""
 	if !waitFor(5*time.Second, 50*time.Millisecond, func() bool {
 		out, _ := os.ReadFile(b.path("relay.url"))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -135,4 +136,12 @@ func (r *Relay) Close() error {
 		r.cmd.Process.Kill()
 		return <-done
 	}
+}
+
+// labTargets are the lab's two "internet" prefixes (documentation ranges),
+// which the relay must be told to forward to: its target policy refuses
+// them by default.
+var labTargets = []netip.Prefix{
+	netip.MustParsePrefix(cameraSide.public + ".0/24"),
+	netip.MustParsePrefix(viewerSide.public + ".0/24"),
 }

@@ -71,6 +71,11 @@ func StartOn(tb testing.TB, pc net.PacketConn, cfg relayserver.Config) *Relay {
 	if !cfg.PublicIP.IsValid() {
 		cfg.PublicIP = addr.Addr()
 	}
+	if cfg.AllowTargets == nil {
+		// Cameras and viewers of tests are on the relay's own loopback
+		// address, which the target policy refuses by default.
+		cfg.AllowTargets = []netip.Prefix{netip.PrefixFrom(addr.Addr(), addr.Addr().BitLen())}
+	}
 	if cfg.Tokens == nil {
 		b := make([]byte, 8)
 		rand.Read(b)
