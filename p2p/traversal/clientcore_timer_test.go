@@ -98,6 +98,13 @@ func (l *coreLab) cutDirect() time.Duration {
 	return l.lastHeard.Sub(l.start)
 }
 
+// restoreDirect makes the direct path answer again.
+func (l *coreLab) restoreDirect() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cut = false
+}
+
 func (l *coreLab) perform(a action) event {
 	l.mu.Lock()
 	l.log = append(l.log, timed{time.Since(l.start), a})
@@ -232,6 +239,40 @@ func TestTimerFallback(t *testing.T) {
 		}
 		if got := timesOf[roundStarted](after); len(got) == 0 || got[0] != fell[0]+DefaultRetryMin {
 			t.Fatalf("rounds after the fallback at %v, want the first RetryMin after it", got)
+		}
+	})
+}
+
+// TestTimerDirectPathRecovers: a direct path quiet past DeadAfter/2 gets
+// the relay path validated; when its keepalives are answered again before
+// DeadAfter the connection stays direct and the relay route is muted
+// again.
+func TestTimerDirectPathRecovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newCoreLab(t, camHost)
+		l.send(candidateAdded{&natwire.AddAddress{Seq: 0, Addr: camHost}})
+		time.Sleep(time.Second)
+		heard := l.cutDirect()
+		time.Sleep(heard + DefaultDeadAfter*3/5 - time.Since(l.start)) // past DeadAfter/2, before DeadAfter
+		l.restoreDirect()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		log := l.actions()
+		if got := timesOf[fallBack](log); len(got) != 0 {
+			t.Fatalf("fell back at %v from a path that recovered", got)
+		}
+		warm := timesOf[validateRelay](log)
+		if len(warm) != 1 || warm[0] != heard+DefaultDeadAfter/2 {
+			t.Fatalf("relay validated at %v, want once at %v", warm, heard+DefaultDeadAfter/2)
+		}
+		var muted []time.Duration
+		for _, ta := range log {
+			if m, ok := ta.a.(muteRelay); ok && m.mute && ta.at > warm[0] {
+				muted = append(muted, ta.at)
+			}
+		}
+		if len(muted) != 1 || muted[0] >= heard+DefaultDeadAfter {
+			t.Fatalf("relay route muted again at %v, want once before %v", muted, heard+DefaultDeadAfter)
 		}
 	})
 }
