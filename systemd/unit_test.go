@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // maxExposure is the highest `systemd-analyze security` exposure the unit
@@ -122,6 +123,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 // exposure runs systemd-analyze's offline security scan of a unit file.
 func exposure(t *testing.T, path string) float64 {
 	t.Helper()
+	testtier.Slow(t, "runs systemd-analyze")
 	bin, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed (scripts/deps.sh systemd installs it)")
@@ -195,6 +197,7 @@ func TestShippedConfigs(t *testing.T) {
 // TestMakeInstall installs into a DESTDIR and checks that the unit's
 // ExecStart names the installed binary and that an existing config is kept.
 func TestMakeInstall(t *testing.T) {
+	testtier.Slow(t, "runs make install-files")
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}

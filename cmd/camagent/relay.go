@@ -21,7 +21,7 @@ import (
 func newRelayCommand() *cobra.Command {
 	var (
 		listen, publicIP, stateDir, metrics, logLevel string
-		tokens, keys                                  []string
+		tokens, keys, allowTargets                    []string
 		cfg                                           relayserver.Config
 	)
 	cmd := &cobra.Command{
@@ -43,8 +43,14 @@ configs (relay.urls) on start.`,
 	f.StringVar(&metrics, "metrics", "", "TCP address for Prometheus metrics (/metrics), empty for none")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&cfg.MaxRegistrations, "max-registrations", 10000, "registrations in total")
+	f.IntVar(&cfg.MaxPerIdentity, "max-per-identity", 64, "registrations and CONNECT-UDP sockets per token or allow-listed key")
+	f.IntVar(&cfg.MaxPerSource, "max-per-source", 128, "registrations and CONNECT-UDP sockets per client source prefix (IPv4 /24, IPv6 /56)")
 	f.IntVar(&cfg.MaxContexts, "max-contexts", 64, "compression contexts per registration")
-	f.Float64Var(&cfg.DatagramRate, "datagram-rate", 20000, "datagrams per second per registration, each way")
+	f.Float64Var(&cfg.DatagramRate, "datagram-rate", relayserver.DefaultDatagramRate, "datagrams per second per registration or CONNECT-UDP socket, each way")
+	f.IntVar(&cfg.DatagramBurst, "datagram-burst", relayserver.DefaultDatagramBurst, "burst of --datagram-rate")
+	f.Float64Var(&cfg.LocateRate, "locate-rate", 20, "locate requests per second per source prefix")
+	f.Float64Var(&cfg.STUNRate, "stun-rate", 20, "STUN answers per second per source prefix")
+	f.StringSliceVar(&allowTargets, "allow-target", nil, "prefix the relay may send to although it is special-purpose (repeatable; tests and labs only, e.g. 203.0.113.0/24; the relay's own non-loopback addresses stay refused)")
 	f.DurationVar(&cfg.ContextIdle, "context-idle", time.Minute, "close proxy-assigned contexts unused this long")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		log, err := logging.New(os.Stderr, "text", logLevel)
@@ -71,6 +77,14 @@ configs (relay.urls) on start.`,
 			return err
 		}
 		cfg.Identity, cfg.PublicIP, cfg.Tokens, cfg.Keys, cfg.Logger = id, ip, tokens, keys, log
+		for _, a := range allowTargets {
+			p, err := parsePrefixOrAddr(a)
+			if err != nil {
+				return fmt.Errorf("--allow-target: %w", err)
+			}
+			cfg.AllowTargets = append(cfg.AllowTargets, p)
+			log.Warn("target policy override: special-purpose prefix admitted as a target", "prefix", p.String())
+		}
 		srv, err := relayserver.New(cfg)
 		if err != nil {
 			return err
@@ -115,4 +129,17 @@ func relayPublicIP(flag string, local net.Addr) (netip.Addr, error) {
 		return ip, errors.New("--public-ip is needed when --listen has no specific address")
 	}
 	return ip, nil
+}
+
+// parsePrefixOrAddr reads a prefix ("203.0.113.0/24") or a single address
+// ("127.0.0.1", as a /32 or /128).
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a prefix nor an address", s)
+	}
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }

@@ -50,14 +50,14 @@ func TestLocatorBoundToKey(t *testing.T) {
 	loc := [][32]byte{LocatorHash(secret)}
 	find := rl.url.WithSecret(secret)
 
-	c1, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: "secret-token", Locators: loc})
+	c1, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: rl.Token, Locators: loc})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c1.Close()
 	locateEventually(t, ctx, find, c1.PublicAddr())
 
-	bad, err := Register(ctx, Options{Relay: rl.url, Identity: thief, Token: "secret-token", Locators: loc})
+	bad, err := Register(ctx, Options{Relay: rl.url, Identity: thief, Token: rl.Token, Locators: loc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestLocatorBoundToKey(t *testing.T) {
 	}
 	locateEventually(t, ctx, find, c1.PublicAddr())
 
-	c2, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: "secret-token", Locators: loc})
+	c2, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: rl.Token, Locators: loc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestLocatorBoundToKey(t *testing.T) {
 	// (the binding outlives the registration for a grace period).
 	c1.Close()
 	locateEventually(t, ctx, find, netip.AddrPort{})
-	bad2, err := Register(ctx, Options{Relay: rl.url, Identity: thief, Token: "secret-token", Locators: loc})
+	bad2, err := Register(ctx, Options{Relay: rl.url, Identity: thief, Token: rl.Token, Locators: loc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestSetLocators(t *testing.T) {
 	cam := newKey(t)
 	alice := ViewerSecret(cam, rl.url.Fingerprint, "alice", "1")
 	bob := ViewerSecret(cam, rl.url.Fingerprint, "bob", "1")
-	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: "secret-token", Locators: [][32]byte{LocatorHash(alice)}})
+	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam, Token: rl.Token, Locators: [][32]byte{LocatorHash(alice)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,9 @@ func TestSecretsDifferPerRelayAndViewer(t *testing.T) {
 func TestGateAdmitsOnlyLocatingIP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	rl := startRelay(t, relayserver.Config{})
+	// All of loopback is a permitted target here, so that what drops
+	// packets is the gate, not the target policy.
+	rl := startRelay(t, relayserver.Config{AllowTargets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	camID := newKey(t)
 	camSock, err := net.ListenPacket("udp", "127.0.0.2:0")
 	if err != nil {
@@ -146,7 +148,7 @@ func TestGateAdmitsOnlyLocatingIP(t *testing.T) {
 	}
 	camTr := &quic.Transport{Conn: camSock}
 	defer camTr.Close()
-	c, err := Register(ctx, Options{Relay: rl.url, Identity: camID, Token: "secret-token", Transport: camTr,
+	c, err := Register(ctx, Options{Relay: rl.url, Identity: camID, Token: rl.Token, Transport: camTr,
 		Locators: [][32]byte{LocatorHash(testSecret(camID, rl.url))}, Gate: true})
 	if err != nil {
 		t.Fatal(err)
@@ -195,9 +197,9 @@ func TestGateAdmitsOnlyLocatingIP(t *testing.T) {
 			}
 		}
 	}
-	drops := rl.srv.Metrics().DropFirewall.Load()
+	drops := rl.Server.Metrics().DropFirewall.Load()
 	expect("stranger before any locate", send("127.0.0.1:0"), false)
-	if rl.srv.Metrics().DropFirewall.Load() == drops {
+	if rl.Server.Metrics().DropFirewall.Load() == drops {
 		t.Fatal("no firewall drop counted")
 	}
 	// Locate dials from this host's address toward the relay: 127.0.0.1.

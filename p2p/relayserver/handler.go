@@ -21,8 +21,12 @@ import (
 
 func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 	req, err := parseConnectRequest(r)
-	if err == nil && !s.authorised(r) {
-		err = refuse(http.StatusUnauthorized, "not on the allow-list")
+	var id string
+	if err == nil {
+		var ok bool
+		if id, ok = s.authorised(r); !ok {
+			err = refuse(http.StatusUnauthorized, "not on the allow-list")
+		}
 	}
 	var locators [][32]byte
 	if err == nil && req.bind {
@@ -32,38 +36,39 @@ func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
+	o := ownerOf(r, id)
 	if req.bind {
-		s.serveBind(w, r, locators)
+		s.serveBind(w, r, locators, o)
 		return
 	}
-	s.serveConnect(w, r, req.target)
+	s.serveConnect(w, r, req.target, o)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.RegistrationsRefuse.Add(1)
-	status := http.StatusInternalServerError
+	status, proxyErr, details := http.StatusInternalServerError, "", ""
 	var he *httpError
 	if errors.As(err, &he) {
-		status = he.status
+		status, proxyErr, details = he.status, he.proxyErr, he.msg
 	}
 	s.log.Info("refused request", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "err", err)
-	w.WriteHeader(status)
+	writeRefusal(w, status, proxyErr, details, http.MethodConnect)
 }
 
 // serveBind runs one registration: a public UDP socket forwarded to and
 // from the client's request stream, until either side ends it.
-func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][32]byte) {
+func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][32]byte, o owner) {
 	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.PublicIP, 0)))
 	if err != nil {
 		s.refuse(w, r, refuse(http.StatusServiceUnavailable, "public socket: %v", err))
 		return
 	}
 	t := newTunnel(s, sock)
-	conn := serverConn(r)
+	conn := o.conn
 	if r.TLS != nil {
 		t.loc.owner = identity.PeerFingerprint(*r.TLS) // no one else can set t's locators yet
 	}
-	if sfvTrue(r.Header, profile.HeaderGate) {
+	if gate, err := sfvBool(r.Header, profile.HeaderGate); err == nil && gate {
 		t.gate.on = true
 		if conn != nil {
 			if ua, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
@@ -71,12 +76,12 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][3
 			}
 		}
 	}
-	if err := s.addTunnel(t, conn); err != nil {
+	if err := s.addTunnel(t, o); err != nil {
 		sock.Close()
 		s.refuse(w, r, refuse(http.StatusTooManyRequests, "%v", err))
 		return
 	}
-	defer s.removeTunnel(t, conn)
+	defer s.removeTunnel(t)
 	h := w.Header()
 	if refused := s.setLocators(t, locators); refused > 0 {
 		h.Set(profile.HeaderLocatorRefused, strconv.Itoa(refused))
@@ -105,17 +110,19 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][3
 // handleLocate answers where a camera's registration is, to whoever knows
 // one of its locator secrets, and opens a gated registration to the
 // asker's IP for AdmitWindow (gate.go). Unknown and malformed secrets get
-// the same 404. The relay neither needs nor uses a client certificate
-// here: viewers locate without one, so the relay cannot tie a viewer's
-// key to the cameras it looks up (docs/relay.md).
+// the same 404. The rate limit is per source prefix (prefixlimit.go): a
+// flood from one network does not fail another network's lookups. The
+// relay neither needs nor uses a client certificate here: viewers locate
+// without one, so the relay cannot tie a viewer's key to the cameras it
+// looks up (docs/relay.md).
 func (s *Server) handleLocate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.WriteHeader(http.StatusMethodNotAllowed)
+		writeRefusal(w, http.StatusMethodNotAllowed, "", "locate takes GET", http.MethodGet)
 		return
 	}
-	if !s.locateLimit.allow() {
+	if !s.locateLimit.allow(remoteAddr(r)) {
 		s.metrics.LocateLimited.Add(1)
-		w.WriteHeader(http.StatusTooManyRequests)
+		writeRefusal(w, http.StatusTooManyRequests, proxyErrLimit, "locate rate of this network", "")
 		return
 	}
 	secret, err := hex.DecodeString(strings.TrimPrefix(r.URL.Path, profile.LocatePrefix))

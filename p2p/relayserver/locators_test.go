@@ -35,8 +35,8 @@ func testServer(t *testing.T, clock *fakeClock) *Server {
 	return s
 }
 
-// register adds a registration of key owner to s, as serveBind does.
-func register(t *testing.T, s *Server, owner string, hashes ...[32]byte) (*tunnel, int) {
+// register adds a registration of key to s, as serveBind does.
+func register(t *testing.T, s *Server, key string, hashes ...[32]byte) (*tunnel, int) {
 	t.Helper()
 	sock, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -44,8 +44,8 @@ func register(t *testing.T, s *Server, owner string, hashes ...[32]byte) (*tunne
 	}
 	t.Cleanup(func() { sock.Close() })
 	tn := newTunnel(s, sock)
-	tn.loc.owner = owner
-	if err := s.addTunnel(tn, nil); err != nil {
+	tn.loc.owner = key
+	if err := s.addTunnel(tn, owner{identity: "token:test"}); err != nil {
 		t.Fatal(err)
 	}
 	return tn, s.setLocators(tn, hashes)
@@ -72,11 +72,11 @@ func TestLocatorBookkeeping(t *testing.T) {
 	if s.lookupLocator(h) != t2 {
 		t.Fatal("the newest registration of the owner does not answer")
 	}
-	s.removeTunnel(t2, nil)
+	s.removeTunnel(t2)
 	if s.lookupLocator(h) != t1 {
 		t.Fatal("no fallback to the surviving registration")
 	}
-	s.removeTunnel(t1, nil)
+	s.removeTunnel(t1)
 	if s.lookupLocator(h) != nil {
 		t.Fatal("a locator without registrations answers")
 	}

@@ -97,7 +97,11 @@ func startLocatorLab(t *testing.T) *locatorLab {
 	mport := freePort(t, "tcp", relayIP)
 	lab.metrics = fmt.Sprintf("http://%s:%d/metrics", relayIP, mport)
 	lab.relay = startProc(t, nil, "relay", "--listen", relayIP+":0", "--state-dir", filepath.Join(dir, "relay"),
-		"--token", relayToken, "--metrics", fmt.Sprintf("%s:%d", relayIP, mport), "--log-level", "info")
+		"--token", relayToken, "--metrics", fmt.Sprintf("%s:%d", relayIP, mport), "--log-level", "info",
+		// Every role is on loopback, which the target policy refuses by
+		// default: allow it, so that what keeps strangers out below is
+		// the gate alone.
+		"--allow-target", "127.0.0.0/8")
 	m := lab.relay.waitLine(t, regexp.MustCompile(`relay url: (\S+)`), 20*time.Second)
 	var err error
 	if lab.relayURL, err = relayclient.ParseRelayURL(m[1]); err != nil {
