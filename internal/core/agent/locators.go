@@ -94,6 +94,10 @@ func (a *Agent) ViewerRelayURLs(fp string) ([]string, error) {
 	return viewerRelays(a.cfg.Relay.URLs, a.id)(v)
 }
 
+// locatorRefresh is how often the agent checks whether its locators
+// changed (a new code or viewer, a revocation, an expired code).
+const locatorRefresh = 250 * time.Millisecond
+
 // refreshLocators sends each live registration its current locators if a
 // viewer was paired or revoked, or a code made or used up.
 func (r *relayState) refreshLocators() {

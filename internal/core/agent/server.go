@@ -89,17 +89,25 @@ func (a *Agent) track(conn *quic.Conn, fp string, live bool) {
 // they watch: revoking must take effect at once, not at the next connect.
 // It checks each live connection against the store (level-triggered), so a
 // viewer paired and revoked within one interval is caught as well.
+//
+// Pairings, revocations and codes also change what the camera is found
+// under at its relays: those are checked four times as often, so that an
+// offer scanned right after `camagent pair` locates the camera at once
+// (a stat of viewers.json and codes.json each time, unless they changed).
 func (a *Agent) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	loc := time.NewTicker(locatorRefresh)
+	defer loc.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-loc.C:
+			a.relays.refreshLocators()
+			continue
 		case <-t.C:
 		}
-		// Pairings, revocations and codes also change what the camera
-		// is found under at its relays.
 		a.relays.refreshLocators()
 		a.mu.Lock()
 		for conn, fp := range a.conns {

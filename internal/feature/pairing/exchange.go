@@ -328,8 +328,8 @@ func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.
 
 // codeLocatorWait is how long Join keeps looking up an offer's locator
 // that the relay does not know yet: the agent registers a new code's
-// locator within a second of `camagent pair` (docs/relay.md), and a
-// viewer may scan the offer sooner.
+// locator within a quarter of a second of `camagent pair` (docs/relay.md),
+// and a viewer may scan the offer sooner.
 const codeLocatorWait = 3 * time.Second
 
 // locateNewCode locates the camera through r, retrying while the relay
@@ -346,7 +346,7 @@ func locateNewCode(ctx context.Context, r relayclient.RelayURL) (netip.AddrPort,
 		select {
 		case <-ctx.Done():
 			return netip.AddrPort{}, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
