@@ -323,6 +323,14 @@ func (r *results) add(e event) {
 			}
 			return
 		}
+		if e.Action == "skip" && !r.verbose {
+			// Say what was left out and why, as go test -v would.
+			for _, line := range r.output[k] {
+				if !strings.HasPrefix(line, "=== ") {
+					fmt.Fprint(r.out, line)
+				}
+			}
+		}
 		delete(r.output, k)
 	}
 }

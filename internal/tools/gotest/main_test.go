@@ -62,7 +62,8 @@ func TestFailuresSortsMarkedAndUnmarked(t *testing.T) {
 		event{Action: "fail", Package: p, Test: "TestA/sub"}, event{Action: "fail", Package: p, Test: "TestA"},
 		out(p, "TestB", "    y_test.go:3: wrong answer\n"), event{Action: "fail", Package: p, Test: "TestB"},
 		out(p, "TestC", mark), event{Action: "pass", Package: p, Test: "TestC"},
-		event{Action: "skip", Package: p, Test: "TestD"},
+		out(p, "TestD", "=== RUN   TestD\n"), out(p, "TestD", "    z_test.go:5: needs a camera\n"),
+		out(p, "TestD", "--- SKIP: TestD (0.00s)\n"), event{Action: "skip", Package: p, Test: "TestD"},
 		out(p, "", "FAIL\n"), event{Action: "fail", Package: p},
 		event{Action: "fail", Package: "example.com/q", FailedBuild: "example.com/q"},
 		event{Action: "pass", Package: "example.com/r"},
@@ -87,8 +88,9 @@ func TestFailuresSortsMarkedAndUnmarked(t *testing.T) {
 	if r.counts["pass"] != 1 || r.counts["skip"] != 1 || r.counts["fail"] != 3 {
 		t.Errorf("counts %v", r.counts)
 	}
-	// Failed tests' output and package lines are shown, passing tests' not.
-	for _, w := range []string{"x_test.go:12: timeout", "y_test.go:3: wrong answer", "FAIL\n", "not json\n"} {
+	// Failed tests' output, why a test was skipped and package lines are
+	// shown, passing tests' output not.
+	for _, w := range []string{"x_test.go:12: timeout", "y_test.go:3: wrong answer", "    z_test.go:5: needs a camera\n--- SKIP: TestD (0.00s)\nFAIL\n", "not json\n"} {
 		if !strings.Contains(shown.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, shown.String())
 		}
