@@ -23,7 +23,7 @@ func TestRetryScript(t *testing.T) {
 	dir := t.TempDir()
 	rec := filepath.Join(dir, "out", "flaky.txt")
 	marker := filepath.Join(dir, "failed-once")
-	failOnce := `if [ -e "$1" ]; then echo second try passes; else touch "$1"; echo "lab: no video after 30 s"; exit 3; fi`
+	failOnce := `if [ -e "$1" ]; then echo second try passes; else touch "$1"; echo "lab: no video after 30 s"; echo "make[1]: Leaving directory '/x'"; exit 3; fi`
 	retry := func(reason string, args ...string) (int, string) {
 		cmd := exec.Command(script, args...)
 		cmd.Env = append(os.Environ(), "FLAKY_RECORD="+rec, "FLAKY_REASON="+reason)
