@@ -109,7 +109,7 @@ func TestWrapperOnFixture(t *testing.T) {
 		records []string // regexps, one per recorded rerun
 		output  []string
 	}{
-		{fixture: "", code: 0, output: []string{"gotest: 7 passed, 0 skipped, 0 failed\n"}},
+		{fixture: "", code: 0, output: []string{"gotest: 10 passed, 0 skipped, 0 failed\n"}},
 		{fixture: "unmarked", code: 1,
 			output: []string{"TestUnmarkedFails is not marked known flaky: no rerun (fixture_test.go:", "gotest: FAIL\n"}},
 		{fixture: "flaky", code: 0,
@@ -123,6 +123,11 @@ func TestWrapperOnFixture(t *testing.T) {
 		{fixture: "panic", code: 0,
 			records: []string{`test=TestPanics attempt=2 outcome=pass reason="fixture: panics on its first attempt" failure="panic: the first attempt panics`},
 			output:  []string{"the whole package (its test binary panicked or timed out)"}},
+		{fixture: "hang", code: 0,
+			records: []string{`test=TestHangs attempt=2 outcome=pass reason="fixture: hangs on its first attempt" failure="panic: test timed out after 2s"`},
+			output:  []string{"the whole package (its test binary panicked or timed out)", "panic: test timed out after 2s"}},
+		{fixture: "unmarked-hang", code: 1,
+			output: []string{"TestUnmarkedHangs is not marked known flaky: no rerun (panic: test timed out after 2s)"}},
 		{fixture: "flaky,unmarked", code: 1, // the marked test's rerun is still recorded
 			records: []string{`test=TestFlakyOnce attempt=2 outcome=pass`},
 			output:  []string{"TestUnmarkedFails is not marked known flaky"}},
@@ -135,7 +140,7 @@ func TestWrapperOnFixture(t *testing.T) {
 			t.Setenv("FIXTURE", tt.fixture)
 			rec := filepath.Join(t.TempDir(), "out", "flaky.txt")
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), []string{"-record", rec, "-count=1", "--", "./testdata/fixture"}, &stdout, &stderr)
+			code := run(context.Background(), []string{"-record", rec, "-count=1", "-timeout=2s", "--", "./testdata/fixture"}, &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit %d, want %d", code, tt.code)
 			}
