@@ -93,9 +93,10 @@ func TestUnitServesTheAgent(t *testing.T) {
 		t.Errorf("DeviceAllow=%q: V4L2 capture devices must be allowed", u["Service"]["DeviceAllow"])
 	}
 	families := strings.Fields(u.last("Service", "RestrictAddressFamilies"))
-	for _, f := range []string{"AF_INET", "AF_INET6", "AF_UNIX"} {
+	for _, f := range []string{"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"} {
 		if !slices.Contains(families, f) {
-			t.Errorf("RestrictAddressFamilies=%v lacks %s (QUIC needs UDP, sd_notify and journald a unix socket)", families, f)
+			t.Errorf("RestrictAddressFamilies=%v lacks %s (QUIC needs UDP, sd_notify and journald a unix socket, "+
+				"listing interface addresses for host candidates netlink)", families, f)
 		}
 	}
 	for _, k := range []string{"PrivateNetwork", "PrivateDevices", "IPAddressDeny"} {
