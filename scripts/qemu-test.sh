@@ -352,8 +352,8 @@ if [ "$init" = systemd ]; then
 	relay_bytes=$(sed -n 's/.*"bytes_relay":\([0-9]*\).*/\1/p' "$work/summary.json")
 	direct_bytes=$(sed -n 's/.*"bytes_direct":\([0-9]*\).*/\1/p' "$work/summary.json")
 	from_camera=$(sed -n 's/^camagent_relay_bytes_total{direction="from_camera"} //p' "$work/relay-metrics.txt")
-	watching=$(grep -a '^watching' "$work/view.log" | head -1 || true)
-	log "viewer: $watching; bytes relay=$relay_bytes direct=$direct_bytes; relay forwarded $from_camera bytes from the camera"
+	path=$(sed -n 's/.*"path":"\([a-z]*\)".*/\1/p' "$work/summary.json")
+	log "viewer: path $path, bytes relay=$relay_bytes direct=$direct_bytes; relay forwarded $from_camera bytes from the camera"
 	[ "${relay_bytes:-0}" -gt 0 ] && [ "${from_camera:-0}" -gt 0 ] ||
 		die "no video through the relay ($work/summary.json, $work/relay-metrics.txt)"
 	# The hardware: LED and GPIO chip handed over by the udev rules and
@@ -370,7 +370,7 @@ if [ "$init" = systemd ]; then
 	if grep -aq 'status LED failed' "$work/console.log"; then
 		grep -aq 'status LED works again' "$work/console.log" || die "the status LED failed under the unit ($work/console.log)"
 	fi
-	extra="; systemd: NRestarts=0; relay: viewer $(echo "$watching" | sed 's/.* via /via /'), ${relay_bytes} bytes relayed, ${direct_bytes:-0} direct, relay forwarded ${from_camera} bytes; LED $(echo "$board" | sed -n 's/.*\(led_trigger=[^ ]*\).*/\1/p'), PIR line held"
+	extra="; systemd: NRestarts=0; relay: viewer --via relay ending on the $path path, ${relay_bytes} bytes relayed, ${direct_bytes:-0} direct, the relay forwarded ${from_camera} bytes from the camera; LED $(echo "$board" | sed -n 's/.*\(led_trigger=[^ ]*\).*/\1/p'), gpiochip0 root:camagent 0660, PIR line held"
 fi
 echo "qemu-test: PASS ($init) out/qemu.mp4 h264 ${w}x$h $frames frames in ${seconds}s;" \
 	"arm64 binary ${size_kb} KiB; guest boot to first frame ${boot_ms} ms (host ${host_first%.*} s);" \
