@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -24,6 +25,11 @@ no camera is found, encodes H.264 and serves paired viewers over QUIC.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.load()
 		if err != nil {
+			return err
+		}
+		// Only the agent registers with relays: other commands need not
+		// read the token file.
+		if cfg.Relay.Token, err = cfg.Relay.ResolveToken(os.Getenv); err != nil {
 			return err
 		}
 		log, err := flags.logger(cfg)

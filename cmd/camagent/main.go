@@ -89,9 +89,6 @@ func (f *agentFlags) load() (config.Config, error) {
 		fmt.Fprintf(os.Stderr, "camagent: warning: --relay.token is visible to every user (ps, /proc/PID/cmdline); "+
 			"use relay.token_file or $%s\n", config.TokenEnv)
 	}
-	if cfg.Relay.Token, err = cfg.Relay.ResolveToken(os.Getenv); err != nil {
-		return cfg, err
-	}
 	return cfg, cfg.Validate()
 }
 
