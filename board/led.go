@@ -138,7 +138,10 @@ func (l *LED) blink(onMS, offMS int) error {
 
 // newAttrWait bounds how long writeNew waits for udev to hand a new
 // attribute to the service's group.
-const newAttrWait = time.Second
+var newAttrWait = time.Second
+
+// openAttr opens a sysfs attribute; tests make it refuse.
+var openAttr = os.OpenFile
 
 // writeNew writes an attribute that selecting a trigger has just created.
 // The kernel creates it owned by root; udev's rule (systemd/camagent.udev)
@@ -158,7 +161,7 @@ func (l *LED) writeNew(attr, value string) error {
 // write writes a sysfs attribute; attributes exist already, so a missing
 // one is an error rather than a new file.
 func (l *LED) write(attr, value string) error {
-	f, err := os.OpenFile(filepath.Join(l.dir, attr), os.O_WRONLY|os.O_TRUNC, 0)
+	f, err := openAttr(filepath.Join(l.dir, attr), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}
