@@ -258,7 +258,16 @@ EOF
 
 fetch_debs
 qemu_extra=()
-trap '[ -z "$relay_pid" ] || kill $relay_pid 2>/dev/null || true' EXIT
+# The relay must never outlive the run: it would keep its port, and it
+# inherits the file descriptors of whatever runs this script (flock's lock
+# on the shared heavy-job lock, for one).
+stop_relay() {
+	[ -z "$relay_pid" ] && return
+	kill $relay_pid 2>/dev/null || true
+	wait $relay_pid 2>/dev/null || true
+	relay_pid=
+}
+trap stop_relay EXIT
 if [ "$init" = systemd ]; then
 	fetch_systemd
 	start_relay
@@ -277,7 +286,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -no-reboot \
 	-netdev "user,id=n0,hostfwd=udp:127.0.0.1:$port-:4433,hostfwd=tcp:127.0.0.1:$status_port-:9433" \
 	-device virtio-net-pci,netdev=n0,romfile= "${qemu_extra[@]}" </dev/null >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
-trap 'kill $qemu_pid $relay_pid 2>/dev/null || true; wait $qemu_pid 2>/dev/null || true' EXIT
+trap 'kill $qemu_pid 2>/dev/null || true; wait $qemu_pid 2>/dev/null || true; stop_relay' EXIT
 
 for _ in $(seq 1800); do # up to 180 s for boot and the first encoded frame
 	[ -n "$(marker first-frame)" ] && break
@@ -321,6 +330,7 @@ if [ "$init" = systemd ]; then
 fi
 kill $qemu_pid 2>/dev/null || true
 wait $qemu_pid 2>/dev/null || true
+stop_relay
 trap - EXIT
 
 probe=$(ffprobe -v error -count_frames -select_streams v:0 \
