@@ -22,7 +22,7 @@ func TestKeeperLifecycle(t *testing.T) {
 		t.Run(stop, func(t *testing.T) {
 			rctx, rcancel := context.WithCancel(ctx)
 			defer rcancel()
-			k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+			k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 			runErr := make(chan error, 1)
 			go func() { runErr <- k.Run(rctx) }()
 			waitRegistered(t, ctx, k)
@@ -50,7 +50,7 @@ func TestKeeperLifecycle(t *testing.T) {
 		})
 	}
 	t.Run("Close before Run", func(t *testing.T) {
-		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 		if err := k.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
