@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet lint fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet lint fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test
 
 all: build
 
@@ -112,18 +112,30 @@ qemu-test: build build-arm64
 	@scripts/deps.sh qemu
 	@scripts/qemu-test.sh
 
-## install: the binary, systemd unit, sysusers.d and sysctl.d entries and (if absent) the
-## config under DESTDIR (default /): make install DESTDIR=/tmp/root
+## install: the binary, systemd unit, sysusers.d, sysctl.d and udev entries, the
+## camagent user (systemd-sysusers) and (if absent) the config, 0640 root:camagent
+## as it may hold the relay token, under DESTDIR (default /): make install DESTDIR=/tmp/root
 PREFIX  ?= /usr
 DESTDIR ?=
+CONF    := $(DESTDIR)/etc/camagent/camagent.yaml
 install: build install-files
 install-files:
 	install -D -m 0755 $(BIN)/camagent $(DESTDIR)$(PREFIX)/bin/camagent
 	install -D -m 0644 systemd/camagent.service $(DESTDIR)$(PREFIX)/lib/systemd/system/camagent.service
 	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
 	install -D -m 0644 systemd/camagent.sysctl $(DESTDIR)$(PREFIX)/lib/sysctl.d/50-camagent.conf
-	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
-		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
+	install -D -m 0644 systemd/camagent.udev $(DESTDIR)$(PREFIX)/lib/udev/rules.d/60-camagent.rules
+	[ "$$(id -u)" -ne 0 ] || ! command -v systemd-sysusers >/dev/null || \
+		{ mkdir -p $(DESTDIR)/etc && systemd-sysusers --root="$(DESTDIR)/" $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf; }
+	test -e $(CONF) || install -D -m 0640 systemd/camagent.yaml $(CONF)
+	@# An existing config too: it may hold the relay token (relay.token).
+	@gid=$$(awk -F: '$$1 == "camagent" {print $$3}' $(DESTDIR)/etc/group 2>/dev/null); \
+	if [ -n "$$gid" ] && [ "$$(id -u)" -eq 0 ]; then \
+		chown 0:"$$gid" $(CONF) && chmod 0640 $(CONF); \
+	else \
+		chmod o-rwx $(CONF); \
+		echo "install: no camagent group (run as root with systemd-sysusers): make $(CONF) root:camagent 0640 yourself" >&2; \
+	fi
 
 ## buildroot-check: buildroot/ is a well-formed BR2_EXTERNAL tree, and the
 ## package builds offline from vendored source for arm64 (about 1-2 min)
@@ -149,21 +161,37 @@ netlab-matrix:
 	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
 		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
 
+## attack-test: every attack found in review (issue 11) against the real relay
+## and agent processes; writes out/attacks.json (name, refused, evidence) and
+## fails unless every attack was refused
+attack-test: build
+	@mkdir -p out && rm -f out/attacks.json
+	CAMAGENT_SYSTEM_TEST=1 CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
+	@test -s out/attacks.json || { echo "attack-test: no attack ran" >&2; exit 1; }
+
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
 	@scripts/demo.sh
 
-## netlab-relay: camera behind home NAT, viewer behind carrier NAT, MASQUE relay
-## killed and restarted mid-stream; 10 s to out/netlab-relay.mp4 (root; ~30 s)
+## netlab-relay: (root) camera behind home NAT, viewer behind carrier NAT, the
+## MASQUE relay killed and restarted mid-stream; bin/camagent's roles as
+## processes in the Go lab (test/natlab TestRelayLab); 10 s to
+## out/netlab-relay.mp4, summary line last (~30 s; skips without root)
 netlab-relay: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/relay.sh
+	@mkdir -p out && rm -f out/netlab-relay.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestRelayLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-relay.summary 2>/dev/null; exit $$rc
 
-## netlab-direct: same lab; the viewer starts on the relay, NAT traversal moves
-## it to the direct path, the direct path is cut and it falls back (root; ~12 s)
+## netlab-direct: (root) same lab; the viewer starts on the relay, NAT
+## traversal moves it to the direct path, the direct path is cut and it
+## falls back (test/natlab TestDirectLab); 10 s to out/netlab-direct.mp4,
+## summary line last (~15 s; skips without root)
 netlab-direct: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/direct.sh
+	@mkdir -p out && rm -f out/netlab-direct.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestDirectLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-direct.summary 2>/dev/null; exit $$rc
 
 clean:
 	rm -rf $(BIN) out

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 	"github.com/camagent/camagent/internal/base/testtier"
-	"github.com/camagent/camagent/storage/internal/testav"
 )
 
 // TestDiskFull records onto a real 64 kB tmpfs with no retention bounds:
@@ -28,7 +28,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	r := newRecorder(t, Config{Dir: dir, SegmentDuration: time.Second})
-	aus := testav.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
+	aus := mediatest.Stream160x120.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
 	feed(r, aus)
 	r.Close()
 	st := r.Stats()

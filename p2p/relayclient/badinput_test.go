@@ -30,7 +30,7 @@ func rawRequest(t *testing.T, ctx context.Context, rl *testRelay, mutate func(*h
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := bindRequest(Options{Relay: rl.url, Token: "secret-token"})
+	req := bindRequest(Options{Relay: rl.url, Token: rl.Token})
 	if mutate != nil {
 		mutate(req)
 	}
@@ -54,7 +54,8 @@ func TestWrongHeadersGetHTTPErrors(t *testing.T) {
 		status int
 	}{
 		{"ok", nil, 200},
-		{"no capsule protocol", func(r *http.Request) { r.Header.Del(http3.CapsuleProtocolHeader) }, 400},
+		{"no capsule protocol (optional, RFC 9297 section 3.4)", func(r *http.Request) { r.Header.Del(http3.CapsuleProtocolHeader) }, 200},
+		{"capsule protocol not a boolean", func(r *http.Request) { r.Header.Set(http3.CapsuleProtocolHeader, "yes") }, 400},
 		{"bind not a boolean", func(r *http.Request) { r.Header.Set(profile.HeaderBind, "yes") }, 400},
 		{"bind with a target host", func(r *http.Request) {
 			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/192.0.2.1/*/", "/.well-known/masque/udp/192.0.2.1/%2A/"
@@ -66,7 +67,11 @@ func TestWrongHeadersGetHTTPErrors(t *testing.T) {
 		{"no token", func(r *http.Request) { r.Header.Del("Authorization") }, 401},
 		{"private target", func(r *http.Request) {
 			r.Header.Del(profile.HeaderBind)
-			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/127.0.0.1/53/", ""
+			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/10.0.0.1/53/", ""
+		}, 403},
+		{"loopback target outside the test override", func(r *http.Request) {
+			r.Header.Del(profile.HeaderBind)
+			r.URL.Path, r.URL.RawPath = "/.well-known/masque/udp/127.0.0.2/53/", ""
 		}, 403},
 	}
 	for _, tt := range tests {
@@ -86,7 +91,7 @@ func TestBadCapsulesAbortOnlyTheirTunnel(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 	go k.Run(ctx)
 	waitRegistered(t, ctx, k)
 	pub, err := Locate(ctx, rl.url.WithSecret(LocatorSecret(cam.id)), nil)
@@ -134,8 +139,8 @@ func TestBadCapsulesAbortOnlyTheirTunnel(t *testing.T) {
 			roundTrip(t, viewer, 4096) // the healthy tunnel is undisturbed
 		})
 	}
-	if rl.srv.Metrics().StreamErrors.Load() != uint64(len(bad)) {
-		t.Fatalf("stream errors %d, want %d", rl.srv.Metrics().StreamErrors.Load(), len(bad))
+	if rl.Server.Metrics().StreamErrors.Load() != uint64(len(bad)) {
+		t.Fatalf("stream errors %d, want %d", rl.Server.Metrics().StreamErrors.Load(), len(bad))
 	}
 }
 
@@ -146,7 +151,7 @@ func TestFirewallMode(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: "secret-token"})
+	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: rl.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +179,7 @@ func TestFirewallMode(t *testing.T) {
 	// relay processed it was legitimately given a context. So every try
 	// comes from a new port: once the close is in, each one is a peer the
 	// relay has never seen, and must be dropped.
-	m := rl.srv.Metrics()
+	m := rl.Server.Metrics()
 	deadline := time.Now().Add(5 * time.Second)
 	for m.DropFirewall.Load() == 0 && time.Now().Before(deadline) {
 		stranger, err := net.ListenPacket("udp", "127.0.0.1:0")

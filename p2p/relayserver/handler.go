@@ -19,8 +19,12 @@ import (
 
 func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 	req, err := parseConnectRequest(r)
-	if err == nil && !s.authorised(r) {
-		err = refuse(http.StatusUnauthorized, "not on the allow-list")
+	var id string
+	if err == nil {
+		var ok bool
+		if id, ok = s.authorised(r); !ok {
+			err = refuse(http.StatusUnauthorized, "not on the allow-list")
+		}
 	}
 	var locator *[32]byte
 	if err == nil && req.bind {
@@ -30,22 +34,23 @@ func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
+	o := ownerOf(r, id)
 	if req.bind {
-		s.serveBind(w, r, locator)
+		s.serveBind(w, r, locator, o)
 		return
 	}
-	s.serveConnect(w, r, req.target)
+	s.serveConnect(w, r, req.target, o)
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.RegistrationsRefuse.Add(1)
-	status := http.StatusInternalServerError
+	status, proxyErr, details := http.StatusInternalServerError, "", ""
 	var he *httpError
 	if errors.As(err, &he) {
-		status = he.status
+		status, proxyErr, details = he.status, he.proxyErr, he.msg
 	}
 	s.log.Info("refused request", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "err", err)
-	w.WriteHeader(status)
+	writeRefusal(w, status, proxyErr, details, http.MethodConnect)
 }
 
 func parseLocator(h string) (*[32]byte, error) {
@@ -63,20 +68,20 @@ func parseLocator(h string) (*[32]byte, error) {
 
 // serveBind runs one registration: a public UDP socket forwarded to and
 // from the client's request stream, until either side ends it.
-func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]byte) {
+func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]byte, o owner) {
 	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.PublicIP, 0)))
 	if err != nil {
 		s.refuse(w, r, refuse(http.StatusServiceUnavailable, "public socket: %v", err))
 		return
 	}
 	t := newTunnel(s, sock, locator)
-	conn := serverConn(r)
-	if err := s.addTunnel(t, conn); err != nil {
+	conn := o.conn
+	if err := s.addTunnel(t, o); err != nil {
 		sock.Close()
 		s.refuse(w, r, refuse(http.StatusTooManyRequests, "%v", err))
 		return
 	}
-	defer s.removeTunnel(t, conn)
+	defer s.removeTunnel(t)
 	h := w.Header()
 	h.Set(http3.CapsuleProtocolHeader, "?1")
 	h.Set(profile.HeaderBind, "?1")
@@ -100,16 +105,18 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]
 }
 
 // handleLocate answers where a camera's registration is, to whoever knows
-// its locator secret. Unknown and malformed secrets get the same 404, and
-// the rate limit is relay-wide, so the endpoint tells a stranger nothing.
+// its locator secret. Unknown and malformed secrets get the same 404, so
+// the endpoint tells a stranger nothing. The rate limit is per source
+// prefix (prefixlimit.go): a flood from one network does not fail another
+// network's lookups.
 func (s *Server) handleLocate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.WriteHeader(http.StatusMethodNotAllowed)
+		writeRefusal(w, http.StatusMethodNotAllowed, "", "locate takes GET", http.MethodGet)
 		return
 	}
-	if !s.locateLimit.allow() {
+	if !s.locateLimit.allow(remoteAddr(r)) {
 		s.metrics.LocateLimited.Add(1)
-		w.WriteHeader(http.StatusTooManyRequests)
+		writeRefusal(w, http.StatusTooManyRequests, proxyErrLimit, "locate rate of this network", "")
 		return
 	}
 	secret, err := hex.DecodeString(strings.TrimPrefix(r.URL.Path, profile.LocatePrefix))

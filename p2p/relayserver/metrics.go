@@ -18,6 +18,9 @@ type Metrics struct {
 	DropUnknownContext  atomic.Uint64
 	DropTooLarge        atomic.Uint64
 	DropMalformed       atomic.Uint64
+	DropTarget          atomic.Uint64 // to or from an address the target policy refuses (target.go)
+	ContextsRefused     atomic.Uint64 // client COMPRESSION_ASSIGNs refused by the target policy
+	ConnectRefused      atomic.Uint64 // CONNECT-UDP requests refused by the target policy
 	StreamErrors        atomic.Uint64 // tunnels aborted for malformed capsules
 	LocateFound         atomic.Uint64
 	LocateNotFound      atomic.Uint64
@@ -54,9 +57,12 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		reason string
 		v      *atomic.Uint64
 	}{{"firewall", &m.DropFirewall}, {"rate", &m.DropRate}, {"unknown_context", &m.DropUnknownContext},
-		{"too_large", &m.DropTooLarge}, {"malformed", &m.DropMalformed}} {
+		{"too_large", &m.DropTooLarge}, {"malformed", &m.DropMalformed}, {"target", &m.DropTarget}} {
 		p("camagent_relay_drops_total{reason=%q} %d", d.reason, d.v.Load())
 	}
+	p("# TYPE camagent_relay_target_refused_total counter")
+	p("camagent_relay_target_refused_total{kind=\"context\"} %d", m.ContextsRefused.Load())
+	p("camagent_relay_target_refused_total{kind=\"connect\"} %d", m.ConnectRefused.Load())
 	p("# TYPE camagent_relay_stream_errors_total counter")
 	p("camagent_relay_stream_errors_total %d", m.StreamErrors.Load())
 	p("# TYPE camagent_relay_locate_total counter")

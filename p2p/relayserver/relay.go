@@ -30,6 +30,19 @@ import (
 	"github.com/camagent/camagent/p2p/masque/profile"
 )
 
+// Default per-registration datagram rate and burst (each way). A 4K camera
+// stream peaks at about 25 Mbit/s, 2600 datagrams/s of 1200 bytes, per
+// viewer, and a registration carries every viewer of its camera: 20000/s
+// is about seven such viewers at their peaks at once, or 190 Mbit/s. The
+// burst covers keyframes: a 4K keyframe of about 1.5 MB is about 1250
+// datagrams that the camera's pacer sends within a few milliseconds, so
+// 8000 lets six viewers' keyframes coincide. docs/benchmarks.md has the
+// measurement.
+const (
+	DefaultDatagramRate  = 20000
+	DefaultDatagramBurst = 8000
+)
+
 // Config is the relay's policy. Zero limits take the defaults below.
 type Config struct {
 	// Identity is the relay's key and certificate; clients pin its
@@ -43,16 +56,35 @@ type Config struct {
 	// Proxy-Public-Address reports.
 	PublicIP netip.Addr
 
-	MaxRegistrations int           // in total (default 10000)
-	MaxPerConn       int           // per client connection (default 8)
-	MaxContexts      int           // compression contexts per registration (default 64)
-	DatagramRate     float64       // datagrams per second per registration, each way (default 20000)
-	DatagramBurst    int           // (default 2000)
-	ContextIdle      time.Duration // proxy-assigned contexts unused this long are closed (default 60s)
-	LocateRate       float64       // locate requests per second, relay-wide (default 200)
-	// AllowPrivateTargets lets plain CONNECT-UDP reach loopback and private
-	// addresses (tests only).
-	AllowPrivateTargets bool
+	// Registrations and CONNECT-UDP sockets are counted together
+	// (limits.go).
+	MaxRegistrations int // in total (default 10000)
+	MaxPerConn       int // per client connection (default 8)
+	MaxPerIdentity   int // per bearer token or allow-listed key (default 64)
+	MaxPerSource     int // per client source prefix, IPv4 /24 or IPv6 /56 (default 128)
+	MaxContexts      int // compression contexts per registration (default 64)
+	// DatagramRate limits each registration or socket, each way; the
+	// default (20000/s, burst 8000) carries about seven 4K camera streams
+	// at their peaks (docs/benchmarks.md, "Default datagram rate").
+	DatagramRate  float64
+	DatagramBurst int
+	// AggregateDatagramRate limits all registrations and sockets of one
+	// identity, and of one source prefix, together, each way (default 4
+	// times DatagramRate, burst 4 times DatagramBurst).
+	AggregateDatagramRate  float64
+	AggregateDatagramBurst int
+	ContextIdle            time.Duration // proxy-assigned contexts unused this long are closed (default 60s)
+	// LocateRate and STUNRate limit locate requests and STUN answers per
+	// source prefix (prefixlimit.go; defaults 20/s and 20/s, bursts twice
+	// that). There is no relay-wide bucket.
+	LocateRate float64
+	STUNRate   float64
+	// AllowTargets are prefixes the relay may send to although they are
+	// special-purpose (target.go): loopback for tests on one host,
+	// documentation ranges for the labs. Never for production. The
+	// relay's own non-loopback addresses and IPv4 embedded in IPv6 stay
+	// refused whatever is listed.
+	AllowTargets []netip.Prefix
 	// Tap, if set, sees every UDP payload the relay forwards for a
 	// registration (toCamera: from a viewer). For tests and debugging;
 	// it must not keep b.
@@ -70,16 +102,25 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.MaxRegistrations, 10000)
 	def(&c.MaxPerConn, 8)
+	def(&c.MaxPerIdentity, 64)
+	def(&c.MaxPerSource, 128)
 	def(&c.MaxContexts, 64)
-	def(&c.DatagramBurst, 2000)
+	def(&c.DatagramBurst, DefaultDatagramBurst)
 	if c.DatagramRate <= 0 {
-		c.DatagramRate = 20000
+		c.DatagramRate = DefaultDatagramRate
+	}
+	def(&c.AggregateDatagramBurst, 4*c.DatagramBurst)
+	if c.AggregateDatagramRate <= 0 {
+		c.AggregateDatagramRate = 4 * c.DatagramRate
 	}
 	if c.ContextIdle <= 0 {
 		c.ContextIdle = time.Minute
 	}
 	if c.LocateRate <= 0 {
-		c.LocateRate = 200
+		c.LocateRate = 20
+	}
+	if c.STUNRate <= 0 {
+		c.STUNRate = 20
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -95,12 +136,17 @@ type Server struct {
 	metrics *Metrics
 
 	registrations atomic.Int64
-	locateLimit   *tokenBucket
+	sockets       atomic.Int64 // CONNECT-UDP sockets
+	locateLimit   *prefixLimiter
+	policy        *targetPolicy
 
-	mu       sync.Mutex
-	locators map[[32]byte]*tunnel // SHA-256 of a camera's locator secret -> its registration
-	perConn  map[*quic.Conn]int
-	tunnels  map[*tunnel]struct{}
+	mu         sync.Mutex
+	locators   map[[32]byte]*tunnel // SHA-256 of a camera's locator secret -> its registration
+	perConn    map[*quic.Conn]int
+	byIdentity map[string]*share
+	bySource   map[netip.Prefix]*share
+	tunnels    map[*tunnel]struct{}
+	connects   map[*connectSession]struct{}
 
 	done chan struct{}
 	once sync.Once
@@ -117,12 +163,20 @@ func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(),
-		locateLimit: newTokenBucket(cfg.LocateRate, int(cfg.LocateRate), cfg.Now),
+		locateLimit: newPrefixLimiter(cfg.LocateRate, int(2*cfg.LocateRate), cfg.Now),
 		locators:    map[[32]byte]*tunnel{},
 		perConn:     map[*quic.Conn]int{},
+		byIdentity:  map[string]*share{},
+		bySource:    map[netip.Prefix]*share{},
 		tunnels:     map[*tunnel]struct{}{},
+		connects:    map[*connectSession]struct{}{},
 		done:        make(chan struct{}),
 	}
+	own, err := ownAddrs(cfg.PublicIP)
+	if err != nil {
+		s.log.Warn("cannot list the host's addresses; refusing only the public address as the relay's own", "err", err)
+	}
+	s.policy = newTargetPolicy(cfg.AllowTargets, own)
 	s.metrics.active = s.Registrations
 	mux := http.NewServeMux()
 	mux.HandleFunc(profile.MasquePrefix, s.handleMASQUE)
@@ -175,7 +229,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	// STUN Binding on the same port (stun.go); it stops with tr, and
 	// Serve waits for it so that nothing outlives the relay.
 	ctx, cancel := context.WithCancel(context.Background())
-	st := newSTUNResponder(tr, s.metrics, s.log, s.cfg.Now)
+	st := newSTUNResponder(tr, s.metrics, s.log, s.cfg.Now, s.cfg.STUNRate, s.policy)
 	go st.run(ctx)
 	err = s.h3.ServeListener(ln)
 	tr.Close()
@@ -196,9 +250,16 @@ func (s *Server) Close() error {
 	for t := range s.tunnels {
 		tunnels = append(tunnels, t)
 	}
+	connects := make([]*connectSession, 0, len(s.connects))
+	for c := range s.connects {
+		connects = append(connects, c)
+	}
 	s.mu.Unlock()
 	for _, t := range tunnels {
 		t.close()
+	}
+	for _, c := range connects {
+		c.close()
 	}
 	return err
 }
@@ -230,16 +291,23 @@ func (s *Server) expireContexts() {
 		for _, t := range tunnels {
 			t.expireIdle(s.cfg.Now().Add(-s.cfg.ContextIdle))
 		}
+		// Interfaces change (DHCP, a new address): the target policy
+		// refuses the current ones.
+		if own, err := ownAddrs(s.cfg.PublicIP); err == nil {
+			s.policy.setOwn(own)
+		}
 	}
 }
 
 // authorised reports whether the request may register: a bearer token or
-// a client key on the allow-list.
-func (s *Server) authorised(r *http.Request) bool {
+// a client key on the allow-list. id names who it counts against
+// (limits.go): the token when one is valid (its holder can make keys at
+// will), else the key.
+func (s *Server) authorised(r *http.Request) (id string, ok bool) {
 	if tok, ok := bearer(r.Header.Get("Authorization")); ok {
 		for _, t := range s.cfg.Tokens {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
-				return true
+				return tokenIdentity(t), true
 			}
 		}
 	}
@@ -247,12 +315,12 @@ func (s *Server) authorised(r *http.Request) bool {
 		if fp := identity.PeerFingerprint(*r.TLS); fp != "" {
 			for _, k := range s.cfg.Keys {
 				if want, err := identity.ParseFingerprint(k); err == nil && want == fp {
-					return true
+					return "key:" + k, true
 				}
 			}
 		}
 	}
-	return false
+	return "", false
 }
 
 func bearer(h string) (string, bool) {
@@ -272,17 +340,15 @@ func serverConn(r *http.Request) *quic.Conn {
 	return c
 }
 
-func (s *Server) addTunnel(t *tunnel, conn *quic.Conn) error {
+func (s *Server) addTunnel(t *tunnel, o owner) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.registrations.Load() >= int64(s.cfg.MaxRegistrations) {
-		return errTooMany
+	g, err := s.acquireLocked(o)
+	if err != nil {
+		return err
 	}
-	if conn != nil && s.perConn[conn] >= s.cfg.MaxPerConn {
-		return errTooMany
-	}
+	t.owner, t.grant = o, g
 	s.registrations.Add(1)
-	s.perConn[conn]++
 	s.tunnels[t] = struct{}{}
 	if t.locator != nil {
 		s.locators[*t.locator] = t // the newest registration wins
@@ -290,7 +356,7 @@ func (s *Server) addTunnel(t *tunnel, conn *quic.Conn) error {
 	return nil
 }
 
-func (s *Server) removeTunnel(t *tunnel, conn *quic.Conn) {
+func (s *Server) removeTunnel(t *tunnel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.tunnels[t]; !ok {
@@ -298,9 +364,7 @@ func (s *Server) removeTunnel(t *tunnel, conn *quic.Conn) {
 	}
 	delete(s.tunnels, t)
 	s.registrations.Add(-1)
-	if s.perConn[conn]--; s.perConn[conn] <= 0 {
-		delete(s.perConn, conn)
-	}
+	s.releaseLocked(t.owner)
 	if t.locator != nil && s.locators[*t.locator] == t {
 		delete(s.locators, *t.locator)
 	}

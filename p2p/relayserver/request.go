@@ -18,16 +18,23 @@ type connectRequest struct {
 	target string // host:port when !bind
 }
 
-// httpError is a request refused with an HTTP status.
+// httpError is a request refused with an HTTP status and the RFC 9209
+// error type that goes into its Proxy-Status header (status.go).
 type httpError struct {
-	status int
-	msg    string
+	status   int
+	proxyErr string // RFC 9209 section 2.3 error type; "" picks one by status
+	msg      string
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }
 
 func refuse(status int, format string, args ...any) error {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// refuseAs is refuse with an explicit Proxy-Status error type.
+func refuseAs(status int, proxyErr, format string, args ...any) error {
+	return &httpError{status: status, proxyErr: proxyErr, msg: fmt.Sprintf(format, args...)}
 }
 
 // parseConnectRequest checks the parts of an Extended CONNECT request that
@@ -39,8 +46,13 @@ func parseConnectRequest(r *http.Request) (connectRequest, error) {
 	if r.Proto != "connect-udp" {
 		return connectRequest{}, refuse(http.StatusBadRequest, ":protocol %q, want connect-udp", r.Proto)
 	}
-	if !sfvTrue(r.Header, http3.CapsuleProtocolHeader) {
-		return connectRequest{}, refuse(http.StatusBadRequest, "Capsule-Protocol: ?1 missing")
+	// Capsule-Protocol is optional (RFC 9297 section 3.4: it only tells
+	// intermediaries that the stream carries capsules; CONNECT-UDP implies
+	// the capsule protocol anyway), and clients such as masque-go's do not
+	// always send it. Present, it must be a valid boolean; the relay
+	// always speaks the capsule protocol and says so in its response.
+	if _, err := sfvBool(r.Header, http3.CapsuleProtocolHeader); err != nil {
+		return connectRequest{}, refuse(http.StatusBadRequest, "Capsule-Protocol: %v", err)
 	}
 	host, port, err := templateTarget(r.URL.Path)
 	if err != nil {
@@ -106,9 +118,4 @@ func sfvBool(h http.Header, name string) (bool, error) {
 		return false, fmt.Errorf("not a boolean: %q", strings.Join(v, ","))
 	}
 	return b, nil
-}
-
-func sfvTrue(h http.Header, name string) bool {
-	b, err := sfvBool(h, name)
-	return err == nil && b
 }

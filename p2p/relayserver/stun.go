@@ -22,17 +22,16 @@ import (
 // RFC 9443 §3): quic-go hands packets whose two top bits are clear to
 // Transport.ReadNonQUICPacket, and STUN's are always clear (RFC 8489 §5).
 
-// The answers are rate-limited relay-wide: a Binding response goes to
-// whatever source address the request claims, so without a limit the
-// relay would reflect a spoofed flood, slightly amplified (a 20-byte
-// request draws a 32-byte answer, 44 for IPv6). 1000 answers per second
-// is far above what viewers need (a couple of requests per viewer per
-// connection attempt) and, at under 100 bytes each, far below anything
-// worth reflecting.
-const (
-	stunRate  = 1000 // answers per second
-	stunBurst = 200
-)
+// The answers are rate-limited per source prefix (prefixlimit.go), not
+// relay-wide, so that one sender cannot use up every viewer's answers: a
+// Binding response goes to whatever source address the request claims, so
+// without a limit the relay would reflect a spoofed flood, slightly
+// amplified (a 20-byte request draws a 32-byte answer, 44 for IPv6). The
+// default, 20 answers per second per prefix (Config.STUNRate), is far above
+// what viewers need (a couple of requests per viewer per connection
+// attempt) and, at under 100 bytes each, far below anything worth
+// reflecting at one network. Answers go only to addresses the target
+// policy admits (target.go), like everything else the relay sends.
 
 // stunBufSize is larger than any Binding request worth answering; a packet
 // that fills it may have been cut and is ignored.
@@ -43,16 +42,17 @@ const stunBufSize = 2048
 // or Serve's context ends; done is closed when it has stopped.
 type stunResponder struct {
 	tr      *quic.Transport
-	limit   *tokenBucket
+	limit   *prefixLimiter
+	policy  *targetPolicy
 	metrics *Metrics
 	log     *slog.Logger
 	done    chan struct{}
 }
 
-func newSTUNResponder(tr *quic.Transport, m *Metrics, log *slog.Logger, now func() time.Time) *stunResponder {
+func newSTUNResponder(tr *quic.Transport, m *Metrics, log *slog.Logger, now func() time.Time, rate float64, policy *targetPolicy) *stunResponder {
 	return &stunResponder{
-		tr: tr, metrics: m, log: log,
-		limit: newTokenBucket(stunRate, stunBurst, now),
+		tr: tr, metrics: m, log: log, policy: policy,
+		limit: newPrefixLimiter(rate, int(2*rate), now),
 		done:  make(chan struct{}),
 	}
 }
@@ -82,7 +82,12 @@ func (r *stunResponder) handle(b []byte, from net.Addr) {
 		r.log.Debug("ignored non-QUIC packet", "remote", from, "len", len(b), "err", err)
 		return
 	}
-	if !r.limit.allow() {
+	if err := r.policy.check(req.from); err != nil {
+		r.metrics.STUNIgnored.Add(1)
+		r.log.Debug("no STUN answer to a refused address", "remote", from, "err", err)
+		return
+	}
+	if !r.limit.allow(req.from.Addr()) {
 		r.metrics.STUNLimited.Add(1)
 		return
 	}

@@ -48,6 +48,8 @@ type tunnel struct {
 	locator  *[32]byte
 	limitIn  *tokenBucket // peer -> camera
 	limitOut *tokenBucket // camera -> peer
+	owner    owner        // who it counts against (limits.go)
+	grant    grant        // its owner's aggregate buckets
 
 	str tunnelStream
 	// qconn is the QUIC connection of str, if known: readUDP then frames
@@ -195,11 +197,17 @@ type toClient struct {
 // broken.
 func (f *toClient) forward(peer netip.AddrPort, payload []byte) bool {
 	t, m := f.t, f.t.srv.metrics
-	if !t.limitIn.allow() {
+	if !t.limitIn.allow() || !t.grant.allowIn() {
 		m.DropRate.Add(1)
 		return true
 	}
 	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	// A packet from an address the relay would not send to gets no
+	// context and no forwarding: no reply could go back (target.go).
+	if t.srv.policy.check(peer) != nil {
+		m.DropTarget.Add(1)
+		return true
+	}
 	if tap := t.srv.cfg.Tap; tap != nil {
 		tap(true, payload)
 	}
@@ -254,7 +262,6 @@ func (t *tunnel) encodeForClient(b []byte, peer netip.AddrPort, payload []byte) 
 // socket. Unknown contexts and bad payloads are dropped (RFC 9298 section
 // 5: unknown Context IDs are dropped or buffered).
 func (t *tunnel) readDatagrams() {
-	m := t.srv.metrics
 	ctx := t.str.Context()
 	for {
 		d, err := t.str.ReceiveDatagram(ctx)
@@ -262,28 +269,38 @@ func (t *tunnel) readDatagrams() {
 			t.close()
 			return
 		}
-		if !t.limitOut.allow() {
-			m.DropRate.Add(1)
-			continue
-		}
-		peer, payload, err := t.decodeFromClient(d)
-		if err != nil {
-			if errors.Is(err, errUnknownContext) {
-				m.DropUnknownContext.Add(1)
-			} else {
-				m.DropMalformed.Add(1)
-			}
-			continue
-		}
-		if tap := t.srv.cfg.Tap; tap != nil {
-			tap(false, payload)
-		}
-		if _, err := t.sock.WriteToUDPAddrPort(payload, peer); err != nil {
-			m.DropTooLarge.Add(1) // EMSGSIZE and friends: the packet is lost, the tunnel lives
-			continue
-		}
-		m.BytesFromCamera.Add(uint64(len(payload)))
+		t.fromClient(d)
 	}
+}
+
+// fromClient sends one HTTP Datagram of the client's (from a QUIC
+// DATAGRAM frame or a DATAGRAM capsule) out of the public socket.
+func (t *tunnel) fromClient(d []byte) {
+	m := t.srv.metrics
+	if !t.limitOut.allow() || !t.grant.allowOut() {
+		m.DropRate.Add(1)
+		return
+	}
+	peer, payload, err := t.decodeFromClient(d)
+	if err != nil {
+		switch {
+		case errors.Is(err, errUnknownContext):
+			m.DropUnknownContext.Add(1)
+		case errors.As(err, new(*targetRefusal)):
+			m.DropTarget.Add(1)
+		default:
+			m.DropMalformed.Add(1)
+		}
+		return
+	}
+	if tap := t.srv.cfg.Tap; tap != nil {
+		tap(false, payload)
+	}
+	if _, err := t.sock.WriteToUDPAddrPort(payload, peer); err != nil {
+		m.DropTooLarge.Add(1) // EMSGSIZE and friends: the packet is lost, the tunnel lives
+		return
+	}
+	m.BytesFromCamera.Add(uint64(len(payload)))
 }
 
 var errUnknownContext = errors.New("unknown context")
@@ -296,7 +313,14 @@ func (t *tunnel) decodeFromClient(d []byte) (netip.AddrPort, []byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if id != 0 && id == t.uncompressed {
-		return wire.ParseUncompressed(rest)
+		// Each uncompressed datagram names its own target: the policy
+		// decides every one (compressed contexts were decided once, at
+		// COMPRESSION_ASSIGN).
+		peer, payload, err := wire.ParseUncompressed(rest)
+		if err == nil {
+			err = t.srv.policy.check(peer)
+		}
+		return peer, payload, err
 	}
 	c := t.byID[id]
 	if c == nil || !c.acked {
@@ -322,6 +346,15 @@ func (t *tunnel) readCapsules() error {
 		ct := wire.CapsuleType(typ)
 		switch ct {
 		case wire.CapsuleCompressionAssign, wire.CapsuleCompressionAck, wire.CapsuleCompressionClose:
+		case capsuleDatagram:
+			// RFC 9297 section 3.5: an HTTP Datagram in a capsule is the
+			// same datagram as one in a QUIC DATAGRAM frame.
+			d, err := readDatagramCapsule(r)
+			if err != nil {
+				return err
+			}
+			t.fromClient(d)
+			continue
 		default:
 			if r.Remaining() > maxUnknownCapsule {
 				return errors.Join(wire.ErrMalformed, errors.New("oversized unknown capsule"))
@@ -392,6 +425,15 @@ func (t *tunnel) clientAssign(a wire.Assign) error {
 	}
 	if len(t.byID) >= t.srv.cfg.MaxContexts || t.byPeer[a.Target] != nil {
 		t.mu.Unlock()
+		t.writeCapsule(wire.CapsuleCompressionClose, quicvarintAppend(a.ContextID))
+		return nil
+	}
+	if err := t.srv.policy.check(a.Target); err != nil {
+		// A context to a refused target is refused like one over the
+		// limit (listen draft section 5.1: COMPRESSION_CLOSE).
+		t.mu.Unlock()
+		t.srv.metrics.ContextsRefused.Add(1)
+		t.srv.log.Info("refused context", "public", t.public.String(), "context", a.ContextID, "err", err)
 		t.writeCapsule(wire.CapsuleCompressionClose, quicvarintAppend(a.ContextID))
 		return nil
 	}

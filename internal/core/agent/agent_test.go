@@ -91,7 +91,7 @@ func connectViewer(t *testing.T, id *identity.Identity, cam identity.Camera) (*q
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := viewer.Dial(ctx, id, cam, stream.QUICConfig())
+	conn, err := dial(ctx, id, cam, stream.ALPN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestUnpairedViewerRefusedAtHandshake(t *testing.T) {
 	cam := identity.Camera{Name: "x", Fingerprint: a.Identity().Fingerprint, Addrs: []string{a.Addr().String()}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := viewer.Dial(ctx, stranger, cam, stream.QUICConfig())
+	conn, err := dial(ctx, stranger, cam, stream.ALPN)
 	if err == nil {
 		// TLS 1.3 lets the client finish before the server has checked its
 		// certificate; the refusal then arrives as the connection's close.
@@ -225,7 +225,7 @@ func TestRevokedViewerIsDisconnected(t *testing.T) {
 	if err := context.Cause(conn.Context()); !errors.As(err, &ae) || ae.ErrorCode != quic.ApplicationErrorCode(wire.ErrorUnauthorised) {
 		t.Fatalf("close reason %v, want UNAUTHORISED", err)
 	}
-	if _, err := viewer.Dial(ctx, id, cam, stream.QUICConfig()); err == nil {
+	if _, err := dial(ctx, id, cam, stream.ALPN); err == nil {
 		// As above, the refusal may come just after the client's handshake.
 		if _, err = connectAfterRevoke(ctx, id, cam); err == nil {
 			t.Fatal("revoked viewer could connect again")
@@ -234,7 +234,7 @@ func TestRevokedViewerIsDisconnected(t *testing.T) {
 }
 
 func connectAfterRevoke(ctx context.Context, id *identity.Identity, cam identity.Camera) (*stream.Client, error) {
-	conn, err := viewer.Dial(ctx, id, cam, stream.QUICConfig())
+	conn, err := dial(ctx, id, cam, stream.ALPN)
 	if err != nil {
 		return nil, err
 	}
