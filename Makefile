@@ -112,18 +112,30 @@ qemu-test: build build-arm64
 	@scripts/deps.sh qemu
 	@scripts/qemu-test.sh
 
-## install: the binary, systemd unit, sysusers.d and sysctl.d entries and (if absent) the
-## config under DESTDIR (default /): make install DESTDIR=/tmp/root
+## install: the binary, systemd unit, sysusers.d, sysctl.d and udev entries, the
+## camagent user (systemd-sysusers) and (if absent) the config, 0640 root:camagent
+## as it may hold the relay token, under DESTDIR (default /): make install DESTDIR=/tmp/root
 PREFIX  ?= /usr
 DESTDIR ?=
+CONF    := $(DESTDIR)/etc/camagent/camagent.yaml
 install: build install-files
 install-files:
 	install -D -m 0755 $(BIN)/camagent $(DESTDIR)$(PREFIX)/bin/camagent
 	install -D -m 0644 systemd/camagent.service $(DESTDIR)$(PREFIX)/lib/systemd/system/camagent.service
 	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
 	install -D -m 0644 systemd/camagent.sysctl $(DESTDIR)$(PREFIX)/lib/sysctl.d/50-camagent.conf
-	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
-		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
+	install -D -m 0644 systemd/camagent.udev $(DESTDIR)$(PREFIX)/lib/udev/rules.d/60-camagent.rules
+	[ "$$(id -u)" -ne 0 ] || ! command -v systemd-sysusers >/dev/null || \
+		{ mkdir -p $(DESTDIR)/etc && systemd-sysusers --root="$(DESTDIR)/" $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf; }
+	test -e $(CONF) || install -D -m 0640 systemd/camagent.yaml $(CONF)
+	@# An existing config too: it may hold the relay token (relay.token).
+	@gid=$$(awk -F: '$$1 == "camagent" {print $$3}' $(DESTDIR)/etc/group 2>/dev/null); \
+	if [ -n "$$gid" ] && [ "$$(id -u)" -eq 0 ]; then \
+		chown 0:"$$gid" $(CONF) && chmod 0640 $(CONF); \
+	else \
+		chmod o-rwx $(CONF); \
+		echo "install: no camagent group (run as root with systemd-sysusers): make $(CONF) root:camagent 0640 yourself" >&2; \
+	fi
 
 ## buildroot-check: buildroot/ is a well-formed BR2_EXTERNAL tree, and the
 ## package builds offline from vendored source for arm64 (about 1-2 min)

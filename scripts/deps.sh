@@ -5,7 +5,7 @@
 #   scripts/deps.sh netlab   nft and ip for the network-namespace labs
 #   scripts/deps.sh arm64    aarch64 cross compilers (cgo, openh264)
 #   scripts/deps.sh armv7    armhf cross compilers
-#   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, bc, and the arm64
+#   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, dtc, bc, and the arm64
 #                            architecture (for apt-get download of kernel/busybox)
 #   scripts/deps.sh systemd  systemd-analyze (unit hardening score)
 #   scripts/deps.sh lint     staticcheck $STATICCHECK_VERSION, with go install
@@ -47,6 +47,7 @@ for what in "$@"; do
 		want qemu-system-aarch64 qemu-system-arm
 		want depmod kmod
 		want cpio cpio
+		want dtc device-tree-compiler
 		want bc bc
 		want ffprobe ffmpeg
 		dpkg --print-foreign-architectures | grep -qx arm64 || add_arm64=1

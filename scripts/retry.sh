@@ -22,7 +22,8 @@ if [ -z "$reason" ]; then
 fi
 echo "retry.sh: $name failed (exit $first); known flaky ($reason): one retry, recorded in $record" >&2
 failure="exit $first"
-last=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | cut -c1-200)
+# The last line that says something: not blank, not make's own.
+last=$(grep -Ev '^[[:space:]]*$|^make(\[[0-9]+\])?: ' "$log" | tail -n 1 | cut -c1-200)
 [ -z "$last" ] || failure="$failure: $last"
 "$@"
 rc=$?

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/camagent/camagent/internal/core/agent"
@@ -19,6 +21,11 @@ no camera is found, encodes H.264 and serves paired viewers over QUIC.`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := flags.load()
 		if err != nil {
+			return err
+		}
+		// Only the agent registers with relays: other commands need not
+		// read the token file.
+		if cfg.Relay.Token, err = cfg.Relay.ResolveToken(os.Getenv); err != nil {
 			return err
 		}
 		log, err := flags.logger(cfg)

@@ -40,6 +40,10 @@ type firmware struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ledFailed and wdFailed: the last LED update or watchdog kick
+	// failed. A failure is logged when it starts and when it ends, not
+	// on every tick.
+	ledFailed, wdFailed bool
 }
 
 // startFirmware opens the board's pieces that cfg names and starts
@@ -128,9 +132,7 @@ func (f *firmware) run(ctx context.Context) {
 		healthy := f.a.Healthy()
 		f.setLED(f.pattern(healthy))
 		if f.wd != nil && healthy {
-			if err := f.wd.Kick(); err != nil {
-				f.log.Warn("watchdog kick failed", "err", err)
-			}
+			f.wdFailed = logFailure(f.log, "hardware watchdog", f.wd.Kick(), f.wdFailed)
 		}
 	}
 }
@@ -155,9 +157,20 @@ func (f *firmware) setLED(p board.Pattern) {
 	if f.led == nil {
 		return
 	}
-	if err := f.led.Set(p); err != nil {
-		f.log.Warn("status LED", "err", err)
+	f.ledFailed = logFailure(f.log, "status LED", f.led.Set(p), f.ledFailed)
+}
+
+// logFailure logs a piece of hardware that starts failing (err != nil
+// after a success) or works again, and returns whether it is failing now.
+// A failure that lasts is logged once, not every tick.
+func logFailure(log *slog.Logger, what string, err error, failing bool) bool {
+	switch {
+	case err != nil && !failing:
+		log.Warn(what+" failed (logged again only once it works)", "err", err)
+	case err == nil && failing:
+		log.Info(what + " works again")
 	}
+	return err != nil
 }
 
 func (f *firmware) snapshot() status.Snapshot {

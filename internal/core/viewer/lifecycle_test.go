@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 )
 
@@ -58,6 +59,7 @@ var testClientTLS = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"
 // (Done closed, Err nil), and a connection the camera closes ends the link
 // with the camera's error as Err; for direct and relayed links alike.
 func TestLinkLifecycle(t *testing.T) {
+	testtier.Slow(t, "QUIC links on loopback")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	addr, accepted := quicServer(t)

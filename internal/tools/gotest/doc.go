@@ -1,6 +1,6 @@
 // Command gotest runs `go test -json` for `make test`: it prints what
-// plain `go test` would (the output of failed tests, a line per package),
-// reruns a failed test only if it is marked known flaky
+// plain `go test` would (the output of failed tests, a line per package)
+// and why each skipped test was skipped, reruns a failed test only if it is marked known flaky
 // (internal/base/flakytest), records every rerun in out/flaky.txt, and
 // fails the run when an unmarked test fails, even if it would pass on a
 // rerun. Flakes are recorded, never hidden.

@@ -255,6 +255,7 @@ type results struct {
 	out     io.Writer
 	verbose bool
 
+	started  []key            // tests in the order they started
 	output   map[key][]string // output of tests still running or failed
 	mark     map[key]string   // reason of each marked test
 	result   map[key]string   // pass, fail or skip
@@ -288,6 +289,8 @@ func (r *results) read(in io.Reader) error {
 func (r *results) add(e event) {
 	k := key{e.Package, e.Test}
 	switch e.Action {
+	case "run":
+		r.started = append(r.started, k)
 	case "build-output":
 		fmt.Fprint(r.out, e.Output)
 	case "output":
@@ -311,6 +314,7 @@ func (r *results) add(e event) {
 		if e.Test == "" {
 			if e.Action == "fail" {
 				r.pkgFail[e.Package] = true
+				r.cutOff(e.Package)
 			}
 			return
 		}
@@ -323,7 +327,32 @@ func (r *results) add(e event) {
 			}
 			return
 		}
+		if e.Action == "skip" && !r.verbose {
+			// Say what was left out and why, as go test -v would.
+			for _, line := range r.output[k] {
+				if !strings.HasPrefix(line, "=== ") {
+					fmt.Fprint(r.out, line)
+				}
+			}
+		}
 		delete(r.output, k)
+	}
+}
+
+// cutOff fails the tests of pkg that started and never ended: the test
+// binary panicked, timed out or exited under them (test2json reports no
+// result for them), and their output, the panic's included, is shown.
+func (r *results) cutOff(pkg string) {
+	for _, k := range r.started {
+		if k.pkg != pkg || r.result[k] != "" {
+			continue
+		}
+		r.result[k] = "fail"
+		r.counts["fail"]++
+		r.failed = append(r.failed, k)
+		if !r.verbose {
+			fmt.Fprint(r.out, strings.Join(r.output[k], ""))
+		}
 	}
 }
 

@@ -62,7 +62,8 @@ func TestFailuresSortsMarkedAndUnmarked(t *testing.T) {
 		event{Action: "fail", Package: p, Test: "TestA/sub"}, event{Action: "fail", Package: p, Test: "TestA"},
 		out(p, "TestB", "    y_test.go:3: wrong answer\n"), event{Action: "fail", Package: p, Test: "TestB"},
 		out(p, "TestC", mark), event{Action: "pass", Package: p, Test: "TestC"},
-		event{Action: "skip", Package: p, Test: "TestD"},
+		out(p, "TestD", "=== RUN   TestD\n"), out(p, "TestD", "    z_test.go:5: needs a camera\n"),
+		out(p, "TestD", "--- SKIP: TestD (0.00s)\n"), event{Action: "skip", Package: p, Test: "TestD"},
 		out(p, "", "FAIL\n"), event{Action: "fail", Package: p},
 		event{Action: "fail", Package: "example.com/q", FailedBuild: "example.com/q"},
 		event{Action: "pass", Package: "example.com/r"},
@@ -87,8 +88,9 @@ func TestFailuresSortsMarkedAndUnmarked(t *testing.T) {
 	if r.counts["pass"] != 1 || r.counts["skip"] != 1 || r.counts["fail"] != 3 {
 		t.Errorf("counts %v", r.counts)
 	}
-	// Failed tests' output and package lines are shown, passing tests' not.
-	for _, w := range []string{"x_test.go:12: timeout", "y_test.go:3: wrong answer", "FAIL\n", "not json\n"} {
+	// Failed tests' output, why a test was skipped and package lines are
+	// shown, passing tests' output not.
+	for _, w := range []string{"x_test.go:12: timeout", "y_test.go:3: wrong answer", "    z_test.go:5: needs a camera\n--- SKIP: TestD (0.00s)\nFAIL\n", "not json\n"} {
 		if !strings.Contains(shown.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, shown.String())
 		}
@@ -107,7 +109,7 @@ func TestWrapperOnFixture(t *testing.T) {
 		records []string // regexps, one per recorded rerun
 		output  []string
 	}{
-		{fixture: "", code: 0, output: []string{"gotest: 7 passed, 0 skipped, 0 failed\n"}},
+		{fixture: "", code: 0, output: []string{"gotest: 10 passed, 0 skipped, 0 failed\n"}},
 		{fixture: "unmarked", code: 1,
 			output: []string{"TestUnmarkedFails is not marked known flaky: no rerun (fixture_test.go:", "gotest: FAIL\n"}},
 		{fixture: "flaky", code: 0,
@@ -121,6 +123,11 @@ func TestWrapperOnFixture(t *testing.T) {
 		{fixture: "panic", code: 0,
 			records: []string{`test=TestPanics attempt=2 outcome=pass reason="fixture: panics on its first attempt" failure="panic: the first attempt panics`},
 			output:  []string{"the whole package (its test binary panicked or timed out)"}},
+		{fixture: "hang", code: 0,
+			records: []string{`test=TestHangs attempt=2 outcome=pass reason="fixture: hangs on its first attempt" failure="panic: test timed out after 2s"`},
+			output:  []string{"the whole package (its test binary panicked or timed out)", "panic: test timed out after 2s"}},
+		{fixture: "unmarked-hang", code: 1,
+			output: []string{"TestUnmarkedHangs is not marked known flaky: no rerun (panic: test timed out after 2s)"}},
 		{fixture: "flaky,unmarked", code: 1, // the marked test's rerun is still recorded
 			records: []string{`test=TestFlakyOnce attempt=2 outcome=pass`},
 			output:  []string{"TestUnmarkedFails is not marked known flaky"}},
@@ -133,7 +140,7 @@ func TestWrapperOnFixture(t *testing.T) {
 			t.Setenv("FIXTURE", tt.fixture)
 			rec := filepath.Join(t.TempDir(), "out", "flaky.txt")
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), []string{"-record", rec, "-count=1", "--", "./testdata/fixture"}, &stdout, &stderr)
+			code := run(context.Background(), []string{"-record", rec, "-count=1", "-timeout=2s", "--", "./testdata/fixture"}, &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit %d, want %d", code, tt.code)
 			}
