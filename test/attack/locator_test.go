@@ -25,6 +25,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/relayclient"
@@ -79,13 +80,16 @@ func freePort(t *testing.T, network, ip string) int {
 	}
 }
 
-// run runs a short camagent command to its end and returns its output.
+// run runs a short camagent command to its end and returns its standard
+// output.
 func run(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(camagentBin(t), args...)
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("camagent %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("camagent %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }
@@ -94,10 +98,13 @@ func startLocatorLab(t *testing.T) *locatorLab {
 	t.Helper()
 	dir := t.TempDir()
 	lab := &locatorLab{}
+	// The token goes to the relay and the agent (and the CLI) through
+	// the environment, not the command line (where ps would show it).
+	t.Setenv(config.TokenEnv, relayToken)
 	mport := freePort(t, "tcp", relayIP)
 	lab.metrics = fmt.Sprintf("http://%s:%d/metrics", relayIP, mport)
 	lab.relay = startProc(t, nil, "relay", "--listen", relayIP+":0", "--state-dir", filepath.Join(dir, "relay"),
-		"--token", relayToken, "--metrics", fmt.Sprintf("%s:%d", relayIP, mport), "--log-level", "info",
+		"--metrics", fmt.Sprintf("%s:%d", relayIP, mport), "--log-level", "info",
 		// Every role is on loopback, which the target policy refuses by
 		// default: allow it, so that what keeps strangers out below is
 		// the gate alone.
@@ -112,7 +119,7 @@ func startLocatorLab(t *testing.T) *locatorLab {
 	lab.agentFlags = []string{"--config", "/dev/null", "--name", "porch", "--state-dir", filepath.Join(dir, "camera"),
 		"--listen", fmt.Sprintf("%s:%d", cameraIP, port), "--capture.device", "test",
 		"--capture.width", "320", "--capture.height", "240", "--capture.fps", "10",
-		"--relay.urls", m[1], "--relay.token", relayToken}
+		"--relay.urls", m[1]}
 	lab.agent = startProc(t, nil, append([]string{"agent"}, lab.agentFlags...)...)
 	reg := lab.agent.waitLine(t, regexp.MustCompile(`registered with relay.* public=(\S+)`), 30*time.Second)
 	if lab.camPublic, err = netip.ParseAddrPort(reg[1]); err != nil {
