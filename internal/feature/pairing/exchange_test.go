@@ -28,7 +28,8 @@ type camera struct {
 	relays  RelaysFunc // nil: a camera without relays
 }
 
-func startCamera(t *testing.T) *camera {
+// startCamera starts a camera; opts change it before it accepts.
+func startCamera(t *testing.T, opts ...func(*camera)) *camera {
 	t.Helper()
 	testtier.Slow(t, "the pairing exchange over QUIC on loopback")
 	dir := t.TempDir()
@@ -48,6 +49,9 @@ func startCamera(t *testing.T) *camera {
 	}
 	t.Cleanup(func() { ln.Close() })
 	c.addr = ln.Addr().String()
+	for _, o := range opts {
+		o(c)
+	}
 	go c.acceptLoop(ln)
 	return c
 }

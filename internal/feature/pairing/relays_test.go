@@ -11,10 +11,11 @@ import (
 	"github.com/camagent/camagent/internal/feature/identity"
 )
 
-// ownRelays stands in for the agent's per-viewer relay URLs: a locator
-// secret that depends on the viewer's key.
-func ownRelays(c *camera) RelaysFunc {
-	return func(v identity.Viewer) ([]string, error) {
+// withOwnRelays gives the camera relays that stand in for the agent's
+// per-viewer relay URLs: a locator secret that depends on the viewer's
+// key.
+func withOwnRelays(c *camera) {
+	c.relays = func(v identity.Viewer) ([]string, error) {
 		return []string{fmt.Sprintf("https://203.0.113.1:4443/?fp=%s&rv=%064x", c.id.Fingerprint, v.Fingerprint[:8])}, nil
 	}
 }
@@ -22,8 +23,7 @@ func ownRelays(c *camera) RelaysFunc {
 // TestJoinKeepsTheViewersOwnRelays: the pairing reply's relay URLs (the
 // viewer's own locators) replace the offer's one-time ones.
 func TestJoinKeepsTheViewersOwnRelays(t *testing.T) {
-	cam := startCamera(t)
-	cam.relays = ownRelays(cam)
+	cam := startCamera(t, withOwnRelays)
 	v := newViewer(t)
 	o := cam.offer(t, "")
 	o.Relays = []string{fmt.Sprintf("https://203.0.113.1:4443/?fp=%s&rv=%064x", cam.id.Fingerprint, 1)}
@@ -40,8 +40,7 @@ func TestJoinKeepsTheViewersOwnRelays(t *testing.T) {
 // TestRefreshNeedsAPairedKey: a paired viewer fetches its relay URLs over
 // its authenticated session; a revoked or unknown key gets not_paired.
 func TestRefreshNeedsAPairedKey(t *testing.T) {
-	cam := startCamera(t)
-	cam.relays = ownRelays(cam)
+	cam := startCamera(t, withOwnRelays)
 	v := newViewer(t)
 	saved, err := v.join(t, cam.offer(t, ""), "phone")
 	if err != nil {
