@@ -78,6 +78,9 @@ func startRelay(tb testing.TB, extra ...string) *server {
 	tb.Helper()
 	args := append([]string{"relay", "--listen", "127.0.0.1:0", "--state-dir", tb.TempDir(), "--token", token,
 		"--allow-target", "127.0.0.1/32", "--log-level", "warn"}, extra...)
+	// MASQUEINTEROP_RELAY_ARGS adds flags, e.g. "--metrics 127.0.0.1:9465"
+	// to profile or watch the relay during a benchmark.
+	args = append(args, strings.Fields(os.Getenv("MASQUEINTEROP_RELAY_ARGS"))...)
 	cmd := exec.Command(camagentBin(tb), args...)
 	m := startServer(tb, cmd, regexp.MustCompile(`relay url: https://([0-9.]+:[0-9]+)/`))
 	return &server{name: "camagent relay", cmd: cmd, addr: m[1]}
