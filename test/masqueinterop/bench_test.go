@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +42,18 @@ func BenchmarkSideBySide(b *testing.B) {
 	echo := echoUDP(b)
 	ours := startRelay(b, "--datagram-rate", "1e9", "--datagram-burst", "1000000")
 	theirs := startMasqueGoProxy(b)
+	servers := []*server{ours, theirs}
+	// MASQUEINTEROP_CONTROL_BIN: a third proxy binary that prints "ready
+	// ADDR" and serves like TestMasqueGoProxyProcess, e.g. masque-go's
+	// proxy patched to build against the product's quic-go (v0.65.0), to
+	// tell the quic-go version's share of a difference from the relay's.
+	var control *server
+	if bin := os.Getenv("MASQUEINTEROP_CONTROL_BIN"); bin != "" {
+		cmd := exec.Command(bin)
+		m := startServer(b, cmd, regexp.MustCompile(`^ready ([0-9.]+:[0-9]+)$`))
+		control = &server{name: "control", cmd: cmd, addr: m[1]}
+		servers = append(servers, control)
+	}
 	ctx := context.Background()
 	// A new CONNECT-UDP connection for every phase: masque-go's Conn
 	// honours only its first read deadline (v0.6.0's SetReadDeadline
@@ -53,9 +68,9 @@ func BenchmarkSideBySide(b *testing.B) {
 	res := map[*server][]sample{}
 	for range b.N {
 		for r := range rounds {
-			order := []*server{ours, theirs}
+			order := append([]*server(nil), servers...)
 			if r%2 == 1 {
-				order = []*server{theirs, ours}
+				slices.Reverse(order)
 			}
 			for _, s := range order {
 				c, c2 := dial(s), dial(s)
@@ -94,12 +109,18 @@ func BenchmarkSideBySide(b *testing.B) {
 	cpu := func(x sample) float64 { return x.cpuPerDgram }
 	pm := func(x sample) float64 { return x.pacedMbps }
 	pc := func(x sample) float64 { return x.pacedCPU }
-	for _, s := range []*server{ours, theirs} {
+	for _, s := range servers {
 		fmt.Printf("%-16s saturation Mbit/s:%s (median %.1f); CPU us/datagram:%s (median %.2f)\n", s.name, all(s, mb), med(s, mb), all(s, cpu), med(s, cpu))
 		fmt.Printf("%-16s paced %d Mbit/s: carried%s Mbit/s; CPU us/datagram:%s (median %.2f)\n", s.name, mbps, all(s, pm), all(s, pc), med(s, pc))
 	}
 	tr, cr, pr := med(ours, mb)/med(theirs, mb), med(ours, cpu)/med(theirs, cpu), med(ours, pc)/med(theirs, pc)
 	fmt.Printf("ours/masque-go: throughput %.2fx, CPU per datagram at saturation %.2fx, CPU per datagram paced %.2fx\n", tr, cr, pr)
+	if control != nil {
+		fmt.Printf("ours/control: throughput %.2fx, CPU per datagram at saturation %.2fx, CPU per datagram paced %.2fx\n",
+			med(ours, mb)/med(control, mb), med(ours, cpu)/med(control, cpu), med(ours, pc)/med(control, pc))
+		fmt.Printf("control/masque-go: throughput %.2fx, CPU per datagram at saturation %.2fx, CPU per datagram paced %.2fx\n",
+			med(control, mb)/med(theirs, mb), med(control, cpu)/med(theirs, cpu), med(control, pc)/med(theirs, pc))
+	}
 	b.ReportMetric(med(ours, mb), "ours-Mbit/s")
 	b.ReportMetric(med(theirs, mb), "masquego-Mbit/s")
 	b.ReportMetric(tr, "throughput-ratio")
