@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test masque-interop masque-bench
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet lint fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test masque-interop masque-bench
 
 all: build
 
@@ -39,23 +39,56 @@ vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./...
 
-## test: every test: unit and end-to-end (packages in parallel, -short), then
-## the long system tests one at a time so they do not starve each other of
-## CPU, then the pure-Go and cross builds
-test: build vet
+## test: every test, as CI runs it (.ci/run): staticcheck, every Go test
+## without -short (fast and slow tier: QUIC end to end, openh264, ffprobe,
+## child processes) through internal/tools/gotest, with cgo and with
+## CGO_ENABLED=0, then the system targets one at a time so they do not
+## starve each other of CPU, then the pure-Go and cross builds. Reruns of
+## known-flaky tests and retries of KNOWN_FLAKY targets go to out/flaky.txt.
+## (`go test -short ./...` is the fast, hermetic tier for every edit.)
+test: build vet lint
 	@scripts/deps.sh systemd
-	scripts/gotest.sh -short -count=1 -timeout 15m -- ./...
+	@mkdir -p out && : > $(FLAKY_RECORD)
+	$(GOTEST) -count=1 -timeout 20m -- ./...
+	CGO_ENABLED=0 $(GOTEST) -count=1 -timeout 15m -- ./capture/... ./stream/... ./internal/... ./storage/... ./motion/... ./board/... ./p2p/...
 	$(MAKE) masque-interop
-	CGO_ENABLED=0 scripts/gotest.sh -short -count=1 -timeout 10m -- ./capture/... ./stream/... ./internal/... ./storage/... ./motion/... ./board/... ./p2p/...
-	scripts/retry.sh $(MAKE) powerloss-test
+	$(call system,powerloss-test)
 	$(MAKE) build-arm64 build-armv7 build-purego
-	scripts/retry.sh $(MAKE) qemu-test
-	scripts/retry.sh $(MAKE) qemu-systemd-test
+	$(call system,qemu-test)
+	$(call system,qemu-systemd-test)
 	$(MAKE) buildroot-check
-	scripts/retry.sh $(MAKE) netlab-relay
-	scripts/retry.sh $(MAKE) netlab-direct
-	scripts/retry.sh $(MAKE) netlab-matrix
+	$(call system,netlab-relay)
+	$(call system,netlab-direct)
+	$(call system,netlab-matrix)
 	@ls -l $(BIN)/
+
+## The Go test wrapper: reruns only tests marked with flakytest.Mark and
+## records every rerun in FLAKY_RECORD; an unmarked failure fails the run.
+FLAKY_RECORD := out/flaky.txt
+GOTEST       := $(GO) run ./internal/tools/gotest -record $(FLAKY_RECORD)
+
+## KNOWN_FLAKY: the system targets that may be retried once, each with its
+## reason, in one place. `$(call system,TARGET)` runs a target through
+## scripts/retry.sh: a listed target that fails is retried once and the
+## retry recorded in out/flaky.txt; a target not listed fails on its first
+## failure. The list was carried over from the blanket retry of every system
+## target (issue 10): drop an entry once its target has a clean record.
+## (A reason is passed in single quotes: no apostrophes.)
+KNOWN_FLAKY.powerloss-test    := SIGKILLs land at random moments and the loss per kill is timed on a shared 2-core machine
+KNOWN_FLAKY.qemu-test         := TCG guest speed follows the load of the host (07734a1)
+KNOWN_FLAKY.qemu-systemd-test := TCG guest speed follows the load of the host (07734a1); systemd start-up under TCG
+KNOWN_FLAKY.netlab-relay      := the relay is killed and restarted mid-stream; reconnect timing on a shared 2-core machine
+KNOWN_FLAKY.netlab-direct     := path migration and fallback deadlines on a shared 2-core machine
+KNOWN_FLAKY.netlab-matrix     := hole punching and migration deadlines for every NAT pair on a shared 2-core machine
+system = FLAKY_RECORD=$(FLAKY_RECORD) FLAKY_REASON='$(KNOWN_FLAKY.$(1))' scripts/retry.sh $(1) $(MAKE) $(1)
+
+## lint: staticcheck (honnef.co/go/tools, installed into bin/tools by
+## scripts/deps.sh lint) on the cgo and the CGO_ENABLED=0 build
+STATICCHECK := $(BIN)/tools/staticcheck
+lint:
+	@scripts/deps.sh lint
+	$(STATICCHECK) ./...
+	CGO_ENABLED=0 $(STATICCHECK) ./...
 
 ## fuzz: run every fuzz target for FUZZTIME each (corpus kept in testdata/fuzz)
 FUZZTIME ?= 15s
@@ -72,7 +105,7 @@ bench: build
 ## (also part of `make test`; POWERLOSS_KILLS=12 by default, about 45 s)
 powerloss-test:
 	@scripts/deps.sh test
-	$(GO) test -count=1 -v -timeout 10m -run '^TestPowerLoss$$' ./cmd/camagent
+	CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestPowerLoss$$' ./cmd/camagent
 
 ## qemu-test: the arm64 build on Debian's arm64 kernel under QEMU (TCG) with the
 ## vivid camera, watched from the host; writes out/qemu.mp4 (about 2-4 min)
@@ -80,18 +113,30 @@ qemu-test: build build-arm64
 	@scripts/deps.sh qemu
 	@scripts/qemu-test.sh
 
-## install: the binary, systemd unit, sysusers.d and sysctl.d entries and (if absent) the
-## config under DESTDIR (default /): make install DESTDIR=/tmp/root
+## install: the binary, systemd unit, sysusers.d, sysctl.d and udev entries, the
+## camagent user (systemd-sysusers) and (if absent) the config, 0640 root:camagent
+## as it may hold the relay token, under DESTDIR (default /): make install DESTDIR=/tmp/root
 PREFIX  ?= /usr
 DESTDIR ?=
+CONF    := $(DESTDIR)/etc/camagent/camagent.yaml
 install: build install-files
 install-files:
 	install -D -m 0755 $(BIN)/camagent $(DESTDIR)$(PREFIX)/bin/camagent
 	install -D -m 0644 systemd/camagent.service $(DESTDIR)$(PREFIX)/lib/systemd/system/camagent.service
 	install -D -m 0644 systemd/camagent.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf
 	install -D -m 0644 systemd/camagent.sysctl $(DESTDIR)$(PREFIX)/lib/sysctl.d/50-camagent.conf
-	test -e $(DESTDIR)/etc/camagent/camagent.yaml || \
-		install -D -m 0644 systemd/camagent.yaml $(DESTDIR)/etc/camagent/camagent.yaml
+	install -D -m 0644 systemd/camagent.udev $(DESTDIR)$(PREFIX)/lib/udev/rules.d/60-camagent.rules
+	[ "$$(id -u)" -ne 0 ] || ! command -v systemd-sysusers >/dev/null || \
+		{ mkdir -p $(DESTDIR)/etc && systemd-sysusers --root="$(DESTDIR)/" $(DESTDIR)$(PREFIX)/lib/sysusers.d/camagent.conf; }
+	test -e $(CONF) || install -D -m 0640 systemd/camagent.yaml $(CONF)
+	@# An existing config too: it may hold the relay token (relay.token).
+	@gid=$$(awk -F: '$$1 == "camagent" {print $$3}' $(DESTDIR)/etc/group 2>/dev/null); \
+	if [ -n "$$gid" ] && [ "$$(id -u)" -eq 0 ]; then \
+		chown 0:"$$gid" $(CONF) && chmod 0640 $(CONF); \
+	else \
+		chmod o-rwx $(CONF); \
+		echo "install: no camagent group (run as root with systemd-sysusers): make $(CONF) root:camagent 0640 yourself" >&2; \
+	fi
 
 ## buildroot-check: buildroot/ is a well-formed BR2_EXTERNAL tree, and the
 ## package builds offline from vendored source for arm64 (about 1-2 min)
@@ -114,7 +159,7 @@ netlab-matrix:
 	@[ "$$(id -u)" -eq 0 ] || { echo "netlab-matrix needs root (network namespaces, nftables)" >&2; exit 1; }
 	@scripts/deps.sh netlab
 	@mkdir -p out && rm -f out/nat-matrix.summary
-	@$(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
 		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
 
 ## masque-interop: quic-go/masque-go's RFC 9298 client against the relay
@@ -136,24 +181,32 @@ masque-bench: build
 ## fails unless every attack was refused
 attack-test: build
 	@mkdir -p out && rm -f out/attacks.json
-	CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
+	CAMAGENT_SYSTEM_TEST=1 CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -timeout 15m ./test/attack
 	@test -s out/attacks.json || { echo "attack-test: no attack ran" >&2; exit 1; }
 
 ## demo: agent on the test source, a paired viewer on loopback, 10 s to out/demo.mp4
 demo: build
 	@scripts/demo.sh
 
-## netlab-relay: camera behind home NAT, viewer behind carrier NAT, MASQUE relay
-## killed and restarted mid-stream; 10 s to out/netlab-relay.mp4 (root; ~30 s)
+## netlab-relay: (root) camera behind home NAT, viewer behind carrier NAT, the
+## MASQUE relay killed and restarted mid-stream; bin/camagent's roles as
+## processes in the Go lab (test/natlab TestRelayLab); 10 s to
+## out/netlab-relay.mp4, summary line last (~30 s; skips without root)
 netlab-relay: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/relay.sh
+	@mkdir -p out && rm -f out/netlab-relay.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestRelayLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-relay.summary 2>/dev/null; exit $$rc
 
-## netlab-direct: same lab; the viewer starts on the relay, NAT traversal moves
-## it to the direct path, the direct path is cut and it falls back (root; ~12 s)
+## netlab-direct: (root) same lab; the viewer starts on the relay, NAT
+## traversal moves it to the direct path, the direct path is cut and it
+## falls back (test/natlab TestDirectLab); 10 s to out/netlab-direct.mp4,
+## summary line last (~15 s; skips without root)
 netlab-direct: build
 	@[ "$$(id -u)" -ne 0 ] || scripts/deps.sh netlab
-	@test/netlab/direct.sh
+	@mkdir -p out && rm -f out/netlab-direct.summary
+	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 5m -run '^TestDirectLab$$' ./test/natlab; rc=$$?; \
+		cat out/netlab-direct.summary 2>/dev/null; exit $$rc
 
 clean:
 	rm -rf $(BIN) out

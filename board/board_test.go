@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -327,4 +328,40 @@ func FuzzActiveTrigger(f *testing.F) {
 			t.Fatalf("ActiveTrigger(%q) is empty", s)
 		}
 	})
+}
+
+// TestLEDWaitsForUdev: selecting the timer trigger creates delay_on and
+// delay_off owned by root; udev hands them to the camagent group a moment
+// later (systemd/camagent.udev). Set waits for that instead of failing,
+// and gives up after newAttrWait.
+func TestLEDWaitsForUdev(t *testing.T) {
+	root, dir := fakeLEDTree(t)
+	led, err := OpenLED(root, "ACT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handedOver time.Time
+	refusing := 0
+	openAttr = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		if filepath.Base(name) == "delay_on" && time.Now().Before(handedOver) {
+			refusing++
+			return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+		}
+		return os.OpenFile(name, flag, perm)
+	}
+	t.Cleanup(func() { openAttr, newAttrWait = os.OpenFile, time.Second })
+
+	handedOver = time.Now().Add(150 * time.Millisecond)
+	if err := led.Set(PatternError); err != nil {
+		t.Fatalf("Set(error) while udev hands delay_on over: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "delay_on")); string(got) != "100" || refusing == 0 {
+		t.Errorf("delay_on %q after %d refusals, want 100 after some", got, refusing)
+	}
+
+	newAttrWait = 100 * time.Millisecond
+	handedOver = time.Now().Add(time.Hour) // no udev rule
+	if err := led.Set(PatternStarting); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Set(starting) with delay_on never handed over: %v, want a permission error", err)
+	}
 }

@@ -1,12 +1,15 @@
 package board
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Pattern is what the status LED shows.
@@ -127,16 +130,38 @@ func (l *LED) blink(onMS, offMS int) error {
 	if err := l.write("trigger", "timer"); err != nil {
 		return err
 	}
-	if err := l.write("delay_on", strconv.Itoa(onMS)); err != nil {
+	if err := l.writeNew("delay_on", strconv.Itoa(onMS)); err != nil {
 		return err
 	}
-	return l.write("delay_off", strconv.Itoa(offMS))
+	return l.writeNew("delay_off", strconv.Itoa(offMS))
+}
+
+// newAttrWait bounds how long writeNew waits for udev to hand a new
+// attribute to the service's group.
+var newAttrWait = time.Second
+
+// openAttr opens a sysfs attribute; tests make it refuse.
+var openAttr = os.OpenFile
+
+// writeNew writes an attribute that selecting a trigger has just created.
+// The kernel creates it owned by root; udev's rule (systemd/camagent.udev)
+// gives it to the camagent group on the change uevent that announced the
+// new trigger, a moment later. Until then writing it is refused.
+func (l *LED) writeNew(attr, value string) error {
+	deadline := time.Now().Add(newAttrWait)
+	for {
+		err := l.write(attr, value)
+		if !errors.Is(err, fs.ErrPermission) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // write writes a sysfs attribute; attributes exist already, so a missing
 // one is an error rather than a new file.
 func (l *LED) write(attr, value string) error {
-	f, err := os.OpenFile(filepath.Join(l.dir, attr), os.O_WRONLY|os.O_TRUNC, 0)
+	f, err := openAttr(filepath.Join(l.dir, attr), os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 func TestListDevicesSkipsNonV4L2(t *testing.T) {
@@ -73,6 +75,7 @@ func TestOpenDeviceRejectsNonV4L2(t *testing.T) {
 // TestV4L2Capture runs against the first real capture device (vivid in the
 // QEMU test, a webcam on a board). Set CAMAGENT_TEST_DEVICE to choose one.
 func TestV4L2Capture(t *testing.T) {
+	testtier.Slow(t, "opens a real V4L2 device")
 	path := os.Getenv("CAMAGENT_TEST_DEVICE")
 	if path == "" {
 		devs, err := ListDevices(DefaultDevRoot)

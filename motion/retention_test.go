@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 var rt0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -159,6 +161,7 @@ func TestLogPruneCrash(t *testing.T) {
 		crashChild(dir, os.Getenv("MOTION_CRASH_STEP"))
 		return
 	}
+	testtier.Slow(t, "re-executes the test binary and kills it mid-write")
 	for _, step := range []string{"before-rewrite", "rewritten", "snapshot-removed", "torn-temp"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()

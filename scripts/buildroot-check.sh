@@ -53,6 +53,11 @@ for dir in "$br"/package/*/; do
 	users=$(sed -n "/^define ${up}_USERS/,/^endef/p" "$mk" | sed -n 2p)
 	[ "$(echo "$users" | awk '{print NF}')" -ge 9 ] || bad "${up}_USERS needs 9 fields (makeusers syntax): $users"
 	echo "$users" | awk '{print $8}' | tr , '\n' | grep -qx video || bad "${up}_USERS does not put the user in group video"
+	# The config may hold the relay token: 0640, group of the service user.
+	perms=$(sed -n "/^define ${up}_PERMISSIONS/,/^endef/p" "$mk" | sed -n 2p)
+	echo "$perms" | awk -v g="$(echo "$users" | awk '{print $3}')" \
+		'$1 == "/etc/camagent/camagent.yaml" && $2 == "f" && $3 == "640" && $4 == "root" && $5 == g && NF == 10' |
+		grep -q . || bad "${up}_PERMISSIONS does not make the config 0640 root:<the user's group>: $perms"
 done
 
 # 4. Defconfigs: paths under the external tree exist, our package is on,

@@ -5,13 +5,18 @@
 #   scripts/deps.sh netlab   nft and ip for the network-namespace labs
 #   scripts/deps.sh arm64    aarch64 cross compilers (cgo, openh264)
 #   scripts/deps.sh armv7    armhf cross compilers
-#   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, bc, and the arm64
+#   scripts/deps.sh qemu     qemu-system-aarch64, depmod, cpio, dtc, bc, and the arm64
 #                            architecture (for apt-get download of kernel/busybox)
 #   scripts/deps.sh systemd  systemd-analyze (unit hardening score)
+#   scripts/deps.sh lint     staticcheck $STATICCHECK_VERSION, with go install
+#                            into bin/tools (not from Debian)
 set -euo pipefail
+export PATH=$PATH:/usr/local/go/bin
+STATICCHECK_VERSION=v0.8.2
 
 need=()
 add_arm64=
+lint=
 want() { # want COMMAND PACKAGE...
 	local cmd=$1; shift
 	command -v "$cmd" >/dev/null 2>&1 || need+=("$@")
@@ -42,12 +47,16 @@ for what in "$@"; do
 		want qemu-system-aarch64 qemu-system-arm
 		want depmod kmod
 		want cpio cpio
+		want dtc device-tree-compiler
 		want bc bc
 		want ffprobe ffmpeg
 		dpkg --print-foreign-architectures | grep -qx arm64 || add_arm64=1
 		;;
 	systemd)
 		want systemd-analyze systemd
+		;;
+	lint)
+		lint=1
 		;;
 	*) echo "deps.sh: unknown set $what" >&2; exit 2 ;;
 	esac
@@ -65,8 +74,16 @@ if [ -n "$add_arm64" ]; then
 	$sudo dpkg --add-architecture arm64
 	$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 fi
-[ ${#need[@]} -eq 0 ] && exit 0
-echo "deps.sh: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+	echo "deps.sh: installing ${need[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+	$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ -n "$lint" ]; then
+	tools="$(cd "$(dirname "$0")/.." && pwd)/bin/tools"
+	if ! "$tools/staticcheck" -version 2>/dev/null | grep -qF "(${STATICCHECK_VERSION#v})"; then
+		echo "deps.sh: installing staticcheck $STATICCHECK_VERSION into bin/tools" >&2
+		GOBIN=$tools go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+	fi
+fi

@@ -21,8 +21,10 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
 say "modules loaded uptime_ms=$(uptime_ms) devices=$(echo /dev/video*)"
 
 if grep -q 'camagent.init=systemd' /proc/cmdline; then
-	# No udev here: give the capture nodes to group video as its
-	# 50-udev-default.rules would, then let systemd run the real unit.
+	# Give the capture nodes to group video as udev's
+	# 50-udev-default.rules will (udevd runs under systemd too, with
+	# camagent's rules for the LED and the GPIO chip), then let systemd
+	# run the real unit.
 	chgrp 44 /dev/video* && chmod 0660 /dev/video*
 	exec /lib/systemd/systemd
 fi

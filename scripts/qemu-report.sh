@@ -25,8 +25,18 @@ while [ "$(systemctl is-active camagent.service)" != active ]; do
 done
 say "first-frame $(stats)"
 journalctl -f -u camagent.service --no-pager -o short-monotonic &
+# The status LED and the GPIO chip: what the agent set, and the owners
+# udev's rules (60-camagent.rules) gave them.
+board() {
+	led=/sys/class/leds/ACT
+	trig=$(sed -n 's/.*\[\([^]]*\)\].*/\1/p' $led/trigger 2>/dev/null)
+	echo "led_trigger=${trig:-missing} led_brightness=$(cat $led/brightness 2>/dev/null)" \
+		"led_attrs=$(stat -L -c %G:%a $led/brightness $led/trigger 2>/dev/null | tr '\n' ,)" \
+		"gpiochip0=$(stat -c %U:%G:%a /dev/gpiochip0 2>/dev/null)"
+}
 while :; do
 	say "stats $(stats)"
 	say "unit $(unit)"
+	say "board $(board)"
 	sleep 2
 done

@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -13,7 +12,7 @@ import (
 	"github.com/camagent/camagent/capture"
 	"github.com/camagent/camagent/capture/encode"
 	"github.com/camagent/camagent/internal/base/media"
-	"github.com/camagent/camagent/storage/internal/testav"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 )
 
 // encodedStream returns n frames of the test pattern encoded at 1280x720,
@@ -23,7 +22,7 @@ func encodedStream(b *testing.B, n int) (media.Track, []media.AccessUnit) {
 	b.Helper()
 	if !encode.SoftwareH264Available() {
 		b.Log("software H.264 unavailable: using the 160x120 test stream")
-		return testav.Track(), testav.AccessUnits(n, time.Now())
+		return mediatest.Stream160x120.Track(), mediatest.Stream160x120.AccessUnits(n, time.Now())
 	}
 	src, err := capture.Open(capture.Config{Device: "test", Width: 1280, Height: 720, FPS: 30, Unpaced: true})
 	if err != nil {
@@ -150,8 +149,8 @@ func BenchmarkStartup10000Segments(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.SetTrack(testav.Track())
-	for _, au := range testav.AccessUnits(60, time.Now()) {
+	r.SetTrack(mediatest.Stream160x120.Track())
+	for _, au := range mediatest.Stream160x120.AccessUnits(60, time.Now()) {
 		r.Write(au)
 	}
 	r.Close()
@@ -188,7 +187,7 @@ func BenchmarkStartup10000Segments(b *testing.B) {
 			b.Fatal(err)
 		}
 		if n := len(r.Segments()); n != 10_001 || len(entries) != 10_001 {
-			b.Fatal(fmt.Sprintf("%d segments indexed", n))
+			b.Fatalf("%d segments indexed from %d files, want 10001", n, len(entries))
 		}
 		r.Close()
 		b.StopTimer()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 	"github.com/camagent/camagent/motion"
-	"github.com/camagent/camagent/storage/internal/testav"
 )
 
 // evSpec is a motion event left by an earlier run: it starts at t0+at,
@@ -119,8 +119,8 @@ func TestRetentionCoversEvents(t *testing.T) {
 			cfg.FreeSpace = func(string) (int64, error) { return capacity - dirBytes(recDir) - dirBytes(evDir), nil }
 			r := newRecorder(t, cfg)
 			if !tt.noVideo {
-				r.SetTrack(testav.Track())
-				for _, au := range testav.AccessUnits(900, t0) {
+				r.SetTrack(mediatest.Stream160x120.Track())
+				for _, au := range mediatest.Stream160x120.AccessUnits(900, t0) {
 					now = au.Captured // read only by the run loop
 					r.Write(au)
 				}

@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/camagent/camagent/storage/internal/testav"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // TestDiskFull records onto a real 64 kB tmpfs with no retention bounds:
 // every ENOSPC must delete the oldest segment and recording go on to the
 // end, with every file left whole.
 func TestDiskFull(t *testing.T) {
+	testtier.Slow(t, "mounts a tmpfs as root")
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
 	}
@@ -26,7 +28,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	r := newRecorder(t, Config{Dir: dir, SegmentDuration: time.Second})
-	aus := testav.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
+	aus := mediatest.Stream160x120.AccessUnits(6000, t0) // 200 s, about 500 kB: eight disks full
 	feed(r, aus)
 	r.Close()
 	st := r.Stats()

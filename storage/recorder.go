@@ -36,7 +36,8 @@ type item struct {
 
 // Recorder writes access units to segments in its own goroutine. Write and
 // SetTrack never block the capture loop: when the disk is too slow the
-// queue overflows and recording resumes at the next key frame.
+// queue overflows and recording resumes at the next key frame. New starts
+// it; Close stops it; Done and Err say when and why it stopped.
 type Recorder struct {
 	cfg  Config
 	log  *slog.Logger
@@ -125,7 +126,8 @@ func (r *Recorder) Trigger(at time.Time) {
 	}
 }
 
-// Close writes out and seals the open segment and stops the recorder.
+// Close writes out and seals the open segment and stops the recorder. It
+// is safe to call more than once.
 func (r *Recorder) Close() error {
 	r.once.Do(func() { close(r.stop) })
 	<-r.done
@@ -134,6 +136,14 @@ func (r *Recorder) Close() error {
 
 // Done is closed when the recorder has stopped.
 func (r *Recorder) Done() <-chan struct{} { return r.done }
+
+// Err is why the recorder stopped, once Done is closed: always nil, since
+// it stops only by Close. A failed write is not fatal: it is counted
+// (Stats.WriteErrors) and recording resumes at the next key frame.
+func (r *Recorder) Err() error {
+	<-r.done
+	return nil
+}
 
 // Dir is the recordings directory.
 func (r *Recorder) Dir() string { return r.cfg.Dir }

@@ -15,7 +15,8 @@ import (
 	"github.com/camagent/camagent/internal/base/fmp4"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
-	"github.com/camagent/camagent/storage/internal/testav"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/storage/mp4scan"
 )
 
@@ -42,7 +43,7 @@ func newRecorder(t *testing.T, cfg Config) *Recorder {
 }
 
 func feed(r *Recorder, aus []media.AccessUnit) {
-	r.SetTrack(testav.Track())
+	r.SetTrack(mediatest.Stream160x120.Track())
 	for _, au := range aus {
 		r.Write(au)
 	}
@@ -80,7 +81,7 @@ func TestContinuousSegments(t *testing.T) {
 	// 2.9 s: the test stream's 33333333 ns frames put the key frame
 	// "at 3 s" a few ns before it.
 	r := newRecorder(t, Config{SegmentDuration: 2900 * time.Millisecond, Fsync: true})
-	feed(r, testav.AccessUnits(300, t0)) // 10 s, IDR every 1.5 s
+	feed(r, mediatest.Stream160x120.AccessUnits(300, t0)) // 10 s, IDR every 1.5 s
 	r.Close()
 	segs := r.Segments()
 	if len(segs) != 4 { // cuts at the first key frame after 3 s: 0, 3, 6, 9 s
@@ -117,6 +118,9 @@ func TestContinuousSegments(t *testing.T) {
 // the given number of frames.
 func probe(t *testing.T, path string, frames int) {
 	t.Helper()
+	if !testtier.SlowStep(t, "the ffprobe decode check") {
+		return
+	}
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Log("ffprobe not installed; skipping the decode check (make test installs it)")
 		return
@@ -146,7 +150,7 @@ func probe(t *testing.T, path string, frames int) {
 func TestRecoverTornSegment(t *testing.T) {
 	src := t.TempDir()
 	r := newRecorder(t, Config{Dir: src, SegmentDuration: time.Hour, FragmentDuration: 500 * time.Millisecond})
-	feed(r, testav.AccessUnits(150, t0))
+	feed(r, mediatest.Stream160x120.AccessUnits(150, t0))
 	r.Close()
 	whole, err := os.ReadFile(filepath.Join(src, r.Segments()[0].Name))
 	if err != nil {
@@ -192,7 +196,7 @@ func TestRecoverTornSegment(t *testing.T) {
 
 func TestRetentionMaxBytes(t *testing.T) {
 	r := newRecorder(t, Config{SegmentDuration: time.Second, MaxBytes: 40_000})
-	feed(r, testav.AccessUnits(900, t0)) // 30 s in 1.5 s segments
+	feed(r, mediatest.Stream160x120.AccessUnits(900, t0)) // 30 s in 1.5 s segments
 	r.Close()
 	segs := r.Segments()
 	var total int64
@@ -213,8 +217,8 @@ func TestRetentionMaxAge(t *testing.T) {
 	now := t0
 	r := newRecorder(t, Config{SegmentDuration: time.Second, MaxAge: 10 * time.Second,
 		Now: func() time.Time { return now }})
-	r.SetTrack(testav.Track())
-	for _, au := range testav.AccessUnits(900, t0) {
+	r.SetTrack(mediatest.Stream160x120.Track())
+	for _, au := range mediatest.Stream160x120.AccessUnits(900, t0) {
 		now = au.Captured // the clock follows the video; read only by the run loop
 		r.Write(au)
 	}
@@ -246,7 +250,7 @@ func TestRetentionMinFree(t *testing.T) {
 	}
 	dir = t.TempDir()
 	r := newRecorder(t, Config{Dir: dir, SegmentDuration: time.Second, MinFree: minFree, FreeSpace: free})
-	feed(r, testav.AccessUnits(900, t0))
+	feed(r, mediatest.Stream160x120.AccessUnits(900, t0))
 	r.Close()
 	if f, _ := free(dir); f < minFree {
 		t.Fatalf("%d bytes free, bound %d", f, minFree)
@@ -275,8 +279,8 @@ func assertDirMatches(t *testing.T, r *Recorder) {
 func TestEventModePreAndPostRoll(t *testing.T) {
 	r := newRecorder(t, Config{Mode: ModeEvent, PreRoll: 2 * time.Second, PostRoll: 3 * time.Second})
 	trigger := t0.Add(10 * time.Second)
-	r.Trigger(trigger)                   // ahead of the frames: only those from 10 s on count
-	feed(r, testav.AccessUnits(900, t0)) // 30 s; key frames every 1.5 s
+	r.Trigger(trigger)                                    // ahead of the frames: only those from 10 s on count
+	feed(r, mediatest.Stream160x120.AccessUnits(900, t0)) // 30 s; key frames every 1.5 s
 	r.Close()
 	segs := r.Segments()
 	if len(segs) != 1 {
@@ -294,7 +298,7 @@ func TestEventModePreAndPostRoll(t *testing.T) {
 
 func TestReadRange(t *testing.T) {
 	r := newRecorder(t, Config{SegmentDuration: 2900 * time.Millisecond})
-	src := testav.AccessUnits(300, t0)
+	src := mediatest.Stream160x120.AccessUnits(300, t0)
 	feed(r, src)
 	r.Close()
 	// Frame i is at i/30 s; key frames are every 45 frames.

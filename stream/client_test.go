@@ -8,6 +8,7 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/stream/wire"
 )
 
@@ -80,6 +81,7 @@ func TestClientMeasuresRTT(t *testing.T) {
 // group's key frame. Within staleGrace the viewer still gets it, in order,
 // instead of dropping it.
 func TestClientReadsGroupTailArrivingAfterNextKeyFrame(t *testing.T) {
+	testtier.Slow(t, "a camera over QUIC on loopback")
 	ln, err := quic.ListenAddr("127.0.0.1:0", selfSignedTLS(t), nil)
 	if err != nil {
 		t.Fatal(err)

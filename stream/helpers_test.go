@@ -19,6 +19,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // testTimeout bounds every wait in these tests; it is a failure deadline,
@@ -66,6 +67,7 @@ type testEnv struct {
 
 func newTestEnv(tb testing.TB, cfg HubConfig, opts ...ServeOption) *testEnv {
 	tb.Helper()
+	testtier.Slow(tb, "a stream hub over QUIC on loopback")
 	if cfg.CameraName == "" {
 		cfg.CameraName = "test-camera"
 	}

@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/camagent/camagent/internal/base/config"
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // maxExposure is the highest `systemd-analyze security` exposure the unit
@@ -93,9 +95,10 @@ func TestUnitServesTheAgent(t *testing.T) {
 		t.Errorf("DeviceAllow=%q: V4L2 capture devices must be allowed", u["Service"]["DeviceAllow"])
 	}
 	families := strings.Fields(u.last("Service", "RestrictAddressFamilies"))
-	for _, f := range []string{"AF_INET", "AF_INET6", "AF_UNIX"} {
+	for _, f := range []string{"AF_INET", "AF_INET6", "AF_UNIX", "AF_NETLINK"} {
 		if !slices.Contains(families, f) {
-			t.Errorf("RestrictAddressFamilies=%v lacks %s (QUIC needs UDP, sd_notify and journald a unix socket)", families, f)
+			t.Errorf("RestrictAddressFamilies=%v lacks %s (QUIC needs UDP, sd_notify and journald a unix socket, "+
+				"listing interface addresses for host candidates netlink)", families, f)
 		}
 	}
 	for _, k := range []string{"PrivateNetwork", "PrivateDevices", "IPAddressDeny"} {
@@ -122,6 +125,7 @@ var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 // exposure runs systemd-analyze's offline security scan of a unit file.
 func exposure(t *testing.T, path string) float64 {
 	t.Helper()
+	testtier.Slow(t, "runs systemd-analyze")
 	bin, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed (scripts/deps.sh systemd installs it)")
@@ -195,6 +199,7 @@ func TestShippedConfigs(t *testing.T) {
 // TestMakeInstall installs into a DESTDIR and checks that the unit's
 // ExecStart names the installed binary and that an existing config is kept.
 func TestMakeInstall(t *testing.T) {
+	testtier.Slow(t, "runs make install-files")
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}
@@ -226,5 +231,99 @@ func TestMakeInstall(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(conf); string(data) != "name: mine\n" {
 		t.Errorf("make install overwrote the existing config: %q", data)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "usr/lib/udev/rules.d/60-camagent.rules")); err != nil {
+		t.Error(err)
+	}
+	// The config may hold the relay token: never world-readable, and
+	// (as root, where make install runs systemd-sysusers) group camagent
+	// so that the service can read it.
+	fi, err := os.Stat(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("installed config mode %v, want 0640", fi.Mode().Perm())
+	}
+	if os.Geteuid() == 0 {
+		if _, err := exec.LookPath("systemd-sysusers"); err != nil {
+			t.Skip("systemd-sysusers not installed: the camagent group is not created")
+		}
+		gid := groupID(t, filepath.Join(dest, "etc/group"), "camagent")
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || st.Gid != gid {
+			t.Errorf("installed config owner %d:%d, want root:camagent 0:%d", st.Uid, st.Gid, gid)
+		}
+	}
+}
+
+// groupID looks name up in an /etc/group file.
+func groupID(t *testing.T, path, name string) uint32 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[0] == name {
+			id, err := strconv.ParseUint(f[2], 10, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return uint32(id)
+		}
+	}
+	t.Fatalf("%s: no group %s", path, name)
+	return 0
+}
+
+// TestUdevRules checks that the udev rules give the service's group the
+// status LED's attributes and the GPIO chips, which the unit's
+// DeviceAllow= and ReadWritePaths= then let it use (issue 11 item 9).
+func TestUdevRules(t *testing.T) {
+	data, err := os.ReadFile("camagent.udev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := string(data)
+	sysusers, err := os.ReadFile("camagent.sysusers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^u camagent `).Match(sysusers) {
+		t.Fatal("camagent.sysusers creates no camagent user (and group)")
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^SUBSYSTEM=="gpio", KERNEL=="gpiochip\[0-9\]\*", GROUP="camagent", MODE="0660"$`),
+		regexp.MustCompile(`(?m)^SUBSYSTEM=="leds", ACTION=="add", .*chgrp camagent brightness trigger && chmod g\+w brightness trigger`),
+		regexp.MustCompile(`(?m)^SUBSYSTEM=="leds", ACTION=="change", ENV\{TRIGGER\}=="timer", .*chgrp camagent delay_on delay_off && chmod g\+w delay_on delay_off`),
+	} {
+		if !want.MatchString(rules) {
+			t.Errorf("camagent.udev lacks a rule matching %s", want)
+		}
+	}
+	u := parseUnit(t, "camagent.service")
+	if !slices.Contains(u["Service"]["DeviceAllow"], "char-gpiochip rw") {
+		t.Error("DeviceAllow= lacks char-gpiochip rw: the udev rule would grant nothing")
+	}
+	if u.last("Service", "ProtectKernelTunables") != "yes" {
+		t.Error("ProtectKernelTunables= is off: only the LED's directory may be writable")
+	}
+	// The Buildroot image's LED must be the one the unit makes writable.
+	cfg, err := config.Load("../buildroot/board/camagent/rootfs-overlay/etc/camagent/camagent.yaml", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rw []string
+	for _, v := range u["Service"]["ReadWritePaths"] {
+		rw = append(rw, strings.Fields(v)...)
+	}
+	if want := "-/sys/class/leds/" + cfg.Board.LED; cfg.Board.LED != "" && !slices.Contains(rw, want) {
+		t.Errorf("ReadWritePaths=%v lacks %s (board.led of the Buildroot image)", rw, want)
+	}
+	for _, p := range rw {
+		if strings.HasPrefix(strings.TrimPrefix(p, "-"), "/sys") && !strings.HasPrefix(strings.TrimPrefix(p, "-"), "/sys/class/leds/") {
+			t.Errorf("ReadWritePaths=%s: only LED directories of /sys may be writable", p)
+		}
 	}
 }

@@ -3,12 +3,12 @@ package encode
 import (
 	"bytes"
 	"image/jpeg"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 )
 
 func TestNewRejects(t *testing.T) {
@@ -101,29 +101,6 @@ func TestMJPEGPassthroughRejectsGarbage(t *testing.T) {
 	}
 }
 
-// cameraAccessUnits returns the x264 test stream (100x60, IDR every 6
-// frames, SPS/PPS before each IDR) as Annex-B access units.
-func cameraAccessUnits(t testing.TB) [][]byte {
-	t.Helper()
-	stream, err := os.ReadFile("testdata/stream-100x60.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nalus, err := h264.SplitAnnexB(stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aus, cur [][]byte
-	for _, n := range nalus {
-		if h264.Type(n) == h264.NALUTypeAUD && len(cur) > 0 {
-			aus = append(aus, h264.JoinAnnexB(cur))
-			cur = nil
-		}
-		cur = append(cur, n)
-	}
-	return append(aus, h264.JoinAnnexB(cur))
-}
-
 // dropTypes removes NAL units of the given types from an access unit.
 func dropTypes(t testing.TB, au []byte, types ...h264.NALUType) []byte {
 	nalus, err := h264.SplitAnnexB(au)
@@ -144,7 +121,7 @@ func dropTypes(t testing.TB, au []byte, types ...h264.NALUType) []byte {
 }
 
 func TestH264Passthrough(t *testing.T) {
-	aus := cameraAccessUnits(t)
+	aus := mediatest.Stream100x60.Units()
 	sps, pps := h264.ParameterSets(aus[0])
 	headersOnly := h264.JoinAnnexB([][]byte{sps, pps})
 	// A camera that sends a P frame first, its headers in a buffer of their

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 )
 
 // FuzzConvert feeds arbitrary frame data and geometry to the converter: it
@@ -33,7 +34,7 @@ func FuzzConvert(f *testing.F) {
 // panics are not, and any key frame emitted must carry parameter sets once
 // some were seen.
 func FuzzH264Passthrough(f *testing.F) {
-	camera := cameraAccessUnits(f)
+	camera := mediatest.Stream100x60.Units()
 	for _, au := range camera[:3] {
 		f.Add(au)
 	}

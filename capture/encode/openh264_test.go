@@ -11,6 +11,7 @@ import (
 
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // encodeAll feeds n synthetic frames to enc and returns all output.
@@ -61,6 +62,7 @@ func checkH264(t *testing.T, aus []media.AccessUnit, keyInt, w, h int) {
 }
 
 func TestSoftwareH264(t *testing.T) {
+	testtier.Slow(t, "the cgo openh264 encoder")
 	if !SoftwareH264Available() {
 		t.Fatal("cgo build without software H.264")
 	}
@@ -110,6 +112,7 @@ func probeH264(t *testing.T, path string, w, h, frames int) {
 }
 
 func TestSoftwareH264Inputs(t *testing.T) {
+	testtier.Slow(t, "the cgo openh264 encoder")
 	tests := []struct {
 		in         media.PixelFormat
 		outW, outH int
@@ -138,6 +141,7 @@ func TestSoftwareH264Inputs(t *testing.T) {
 }
 
 func TestSoftwareH264ForceKeyFrame(t *testing.T) {
+	testtier.Slow(t, "the cgo openh264 encoder")
 	const w, h = 128, 96
 	enc, err := New(Config{Codec: media.CodecH264, KeyframeInterval: 1000}, media.PixI420, w, h)
 	if err != nil {
@@ -193,6 +197,7 @@ func BenchmarkEncodeH264_480p_MJPEG(b *testing.B) {
 // TestSoftwareH264ConcurrentControl exercises ForceKeyFrame and Track from
 // another goroutine while encoding; run with -race.
 func TestSoftwareH264ConcurrentControl(t *testing.T) {
+	testtier.Slow(t, "the cgo openh264 encoder")
 	const w, h = 64, 48
 	enc, err := New(Config{Codec: media.CodecH264}, media.PixI420, w, h)
 	if err != nil {

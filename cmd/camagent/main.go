@@ -85,6 +85,10 @@ func (f *agentFlags) load() (config.Config, error) {
 	if err := config.Apply(f.cmd.Flags(), &cfg); err != nil {
 		return cfg, err
 	}
+	if f.cmd.Flags().Changed("relay.token") {
+		fmt.Fprintf(os.Stderr, "camagent: warning: --relay.token is visible to every user (ps, /proc/PID/cmdline); "+
+			"use relay.token_file or $%s\n", config.TokenEnv)
+	}
 	return cfg, cfg.Validate()
 }
 

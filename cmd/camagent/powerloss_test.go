@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/capture/encode"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/storage"
 	"github.com/camagent/camagent/storage/mp4scan"
 )
@@ -28,9 +29,7 @@ import (
 // `camagent view --from --to` and checks it with ffprobe.
 // POWERLOSS_KILLS sets the number of kills (default 12, about 45 s).
 func TestPowerLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("kills and restarts the agent for about a minute")
-	}
+	testtier.System(t, "make powerloss-test") // kills and restarts the agent for about a minute
 	if !encode.SoftwareH264Available() {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0)")
 	}

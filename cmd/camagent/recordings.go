@@ -10,12 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
 
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/storage/playback"
-	"github.com/camagent/camagent/stream"
 )
 
 // recordingsFlags are shared by the commands that talk to a camera's
@@ -33,7 +31,7 @@ func (f *recordingsFlags) bind(cmd *cobra.Command) {
 }
 
 // dial connects to the named camera's recordings protocol.
-func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Client, *quic.Conn, error) {
+func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Client, *viewer.Link, error) {
 	id, cams, err := viewerSide(f.stateDir)
 	if err != nil {
 		return nil, nil, err
@@ -45,20 +43,12 @@ func (f *recordingsFlags) dial(cmd *cobra.Command, name string) (*playback.Clien
 	if len(f.addrs) > 0 {
 		cam.Addrs = f.addrs
 	}
-	route := viewer.Route(f.via)
-	if route == "" {
-		route = viewer.RouteAuto
-	}
-	// Recordings go the way live video goes: direct when the camera
-	// answers there, otherwise through one of its relays.
-	link, err := viewer.DialLinkALPN(cmd.Context(), id, cam, stream.QUICConfig(), route, playback.ALPN, nil)
+	route, err := parseVia(f.via)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Through a relay, an export moves to a direct path when one opens,
-	// as live video does.
-	link.AcceptTraversal(nil)
-	return playback.NewClient(link.Conn), link.Conn, nil
+	s := viewer.Session{Dialer: viewer.Dialer{Identity: id, Route: route}, Camera: cam}
+	return s.OpenRecordings(cmd.Context())
 }
 
 // parseWhen reads a time: RFC 3339 ("2025-03-01T12:00:00Z"), or a
@@ -99,11 +89,11 @@ func newRecordingsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client, conn, err := f.dial(cmd, args[0])
+			client, link, err := f.dial(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			defer conn.CloseWithError(0, "bye")
+			defer link.Close()
 			resp, err := client.List(cmd.Context(), fromT, toT)
 			if err != nil {
 				return err
@@ -153,11 +143,11 @@ func newSnapshotCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "snapshot.jpg", "JPEG file to write")
 	cmd.Flags().StringVar(&event, "event", "", "the snapshot of this motion event (id from recordings list)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		client, conn, err := f.dial(cmd, args[0])
+		client, link, err := f.dial(cmd, args[0])
 		if err != nil {
 			return err
 		}
-		defer conn.CloseWithError(0, "bye")
+		defer link.Close()
 		var jpg []byte
 		if event != "" {
 			jpg, err = client.EventSnapshot(cmd.Context(), event)
@@ -193,11 +183,11 @@ func exportClip(cmd *cobra.Command, f recordingsFlags, name, from, to, output st
 	if toT.IsZero() {
 		toT = now
 	}
-	client, conn, err := f.dial(cmd, name)
+	client, link, err := f.dial(cmd, name)
 	if err != nil {
 		return err
 	}
-	defer conn.CloseWithError(0, "bye")
+	defer link.Close()
 	tmp := output + ".part"
 	out, err := os.Create(tmp)
 	if err != nil {

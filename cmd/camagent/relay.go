@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/logging"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/relayclient"
@@ -20,9 +22,9 @@ import (
 
 func newRelayCommand() *cobra.Command {
 	var (
-		listen, publicIP, stateDir, metrics, logLevel string
-		tokens, keys, allowTargets                    []string
-		cfg                                           relayserver.Config
+		listen, publicIP, stateDir, metrics, logLevel, tokenFile string
+		tokens, keys, allowTargets                               []string
+		cfg                                                      relayserver.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "relay",
@@ -30,15 +32,16 @@ func newRelayCommand() *cobra.Command {
 		Long: `Run a MASQUE relay: cameras register a public UDP address with it
 (RFC 9298 CONNECT-UDP with draft-ietf-masque-connect-udp-listen) and viewers
 reach them there with ordinary, end-to-end encrypted QUIC. Only cameras with
-a --token or an --allow-key may register. Prints the relay URL for camera
-configs (relay.urls) on start.`,
+a token (--token-file, $CAMAGENT_RELAY_TOKEN or --token) or an --allow-key
+may register. Prints the relay URL for camera configs (relay.urls) on start.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", ":4443", "UDP address of the HTTP/3 server")
 	f.StringVar(&publicIP, "public-ip", "", "address to bind and advertise registrations on (default: the listen host)")
 	f.StringVar(&stateDir, "state-dir", "/var/lib/camagent-relay", "directory for the relay's key")
-	f.StringSliceVar(&tokens, "token", nil, "bearer token that may register (repeatable)")
+	f.StringSliceVar(&tokens, "token", nil, "bearer token that may register (repeatable; visible in ps: prefer --token-file or $"+config.TokenEnv+")")
+	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens that may register, one a line")
 	f.StringSliceVar(&keys, "allow-key", nil, "camera key fingerprint that may register (repeatable)")
 	f.StringVar(&metrics, "metrics", "", "TCP address for Prometheus metrics (/metrics), empty for none")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -63,6 +66,19 @@ configs (relay.urls) on start.`,
 		id, err := identity.LoadOrCreate(stateDir)
 		if err != nil {
 			return err
+		}
+		if cmd.Flags().Changed("token") {
+			log.Warn("--token is visible to every user (ps, /proc/PID/cmdline): use --token-file or $" + config.TokenEnv)
+		}
+		if tokenFile != "" {
+			more, err := config.ReadTokenFile(tokenFile)
+			if err != nil {
+				return fmt.Errorf("--token-file: %w", err)
+			}
+			tokens = append(tokens, more...)
+		}
+		if env := strings.TrimSpace(os.Getenv(config.TokenEnv)); env != "" {
+			tokens = append(tokens, env)
 		}
 		if len(tokens) == 0 && len(keys) == 0 {
 			return errors.New("no --token and no --allow-key: nobody could register")

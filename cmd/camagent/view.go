@@ -12,8 +12,6 @@ import (
 	"github.com/camagent/camagent/internal/base/atomicfile"
 	"github.com/camagent/camagent/internal/base/logging"
 	"github.com/camagent/camagent/internal/core/viewer"
-	"github.com/camagent/camagent/p2p/traversal"
-	"github.com/camagent/camagent/stream"
 )
 
 func newViewCommand() *cobra.Command {
@@ -66,39 +64,23 @@ latency) go to stderr every second and as a summary at the end.`,
 		if err != nil {
 			return err
 		}
-		ctx := cmd.Context()
-		route := viewer.Route(via)
-		if resume {
-			return viewResuming(ctx, id, cam, route, output, format, duration, summaryPath, quiet, log)
-		}
-		link, err := viewer.DialLink(ctx, id, cam, stream.QUICConfig(), route, log)
+		route, err := parseVia(via)
 		if err != nil {
 			return err
 		}
-		conn := link.Conn
-		defer conn.CloseWithError(0, "bye")
-		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		client, err := stream.NewClient(hctx, conn, "camagent-view/"+version)
-		cancel()
-		if err != nil {
-			return err
+		s := viewer.Session{
+			Dialer: viewer.Dialer{Identity: id, Route: route, Logger: log},
+			Camera: cam, Name: "camagent-view/" + version, Resume: resume, Messages: os.Stderr,
 		}
-		defer client.Close()
-		startTraversal(link, client)
-		tr := client.Track()
-		fmt.Fprintf(os.Stderr, "watching %s: %s %dx%d @ %g fps\n", client.CameraName(), tr.Codec, tr.Width, tr.Height, tr.FPS)
-		opts := viewer.Options{Output: output, Format: format, Duration: duration, Paths: link.PathStats}
+		opts := viewer.Options{Output: output, Format: format, Duration: duration}
 		if !quiet {
 			opts.Progress = os.Stderr
 		}
-		if duration > 0 {
-			// Bound the wall-clock time too, in case the camera stalls.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, duration+30*time.Second)
-			defer cancel()
+		rep, err := s.Watch(cmd.Context(), opts)
+		if rep == nil {
+			return err
 		}
-		sum, err := viewer.Watch(ctx, client, opts)
-		js, _ := json.Marshal(sum)
+		js, _ := json.Marshal(rep)
 		fmt.Fprintf(os.Stderr, "summary: %s\n", js)
 		if summaryPath != "" {
 			if werr := atomicfile.WriteFile(summaryPath, append(js, '\n'), 0o644); werr != nil && err == nil {
@@ -110,28 +92,13 @@ latency) go to stderr every second and as a summary at the end.`,
 	return cmd
 }
 
-// startTraversal moves a relayed connection to a direct path when one
-// opens, and says so on stderr (docs/nat-traversal.md).
-func startTraversal(link *viewer.Link, client *stream.Client) {
-	if !link.Relayed() {
-		return
-	}
-	err := link.StartTraversal(client.NATChannel(), func(e traversal.Event) {
-		switch e.Kind {
-		case traversal.EventDirect:
-			ps := link.PathStats()
-			how := ""
-			if ps.PortSprays > 0 {
-				how = ", by port spraying" // docs/nat-traversal.md §3.4
-			}
-			fmt.Fprintf(os.Stderr, "path: direct to %s (%.0f ms after connecting through the relay%s)\n", e.Addr, *ps.TimeToDirectMs, how)
-		case traversal.EventRelay:
-			fmt.Fprintf(os.Stderr, "path: direct path to %s lost; back on the relay\n", e.Addr)
-		}
-	})
+// parseVia reads --via.
+func parseVia(via string) (viewer.Route, error) {
+	route, err := viewer.ParseRoute(via)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "staying on the relay: %v\n", err)
+		return "", fmt.Errorf("--via %q: want auto, direct or relay", via)
 	}
+	return route, nil
 }
 
 func contextWithTimeout(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {

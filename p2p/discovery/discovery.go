@@ -127,7 +127,7 @@ func AddrPort(a net.Addr) (netip.AddrPort, error) {
 	case nil:
 		return netip.AddrPort{}, errors.New("no address")
 	case interface{ AddrPort() netip.AddrPort }:
-		// A peer reached through a relay (tunnel.RelayedAddr): its
+		// A peer reached through a relay (relayclient.RelayedAddr): its
 		// address as the relay observed it.
 		ap := a.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
@@ -140,21 +140,28 @@ func AddrPort(a net.Addr) (netip.AddrPort, error) {
 }
 
 // Learner keeps the newest OBSERVED_ADDRESS from one peer in a candidate
-// set, under one source name. It is safe for concurrent use.
+// set, under one source name. It is safe for concurrent use. It has no
+// goroutine of its own (Handle runs in the caller's); its lifecycle is
+// NewLearner, Close, Done and Err all the same.
 type Learner struct {
 	set    *candidate.Set
 	source string
+	done   chan struct{}
 
 	mu      sync.Mutex
 	seen    bool
 	seq     uint64
 	current netip.AddrPort
+	closed  bool
 }
+
+// ErrLearnerClosed is Handle's answer after Close.
+var ErrLearnerClosed = errors.New("discovery: learner closed")
 
 // NewLearner returns a Learner that records reports as reflexive
 // candidates of set under source (e.g. "relay" or "viewer:<key>").
 func NewLearner(set *candidate.Set, source string) *Learner {
-	return &Learner{set: set, source: source}
+	return &Learner{set: set, source: source, done: make(chan struct{})}
 }
 
 // Handle applies one report. Reports with a sequence number not above the
@@ -163,6 +170,9 @@ func NewLearner(set *candidate.Set, source string) *Learner {
 func (l *Learner) Handle(f *natwire.ObservedAddress) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return false, ErrLearnerClosed // the peer is gone: no candidate comes back
+	}
 	if l.seen && f.Seq <= l.seq {
 		return false, nil
 	}
@@ -190,7 +200,26 @@ func (l *Learner) Current() (netip.AddrPort, bool) {
 	return l.current, l.current.IsValid()
 }
 
-// Close withdraws this peer's report from the set (the peer is gone).
-func (l *Learner) Close() {
+// Close withdraws this peer's report from the set (the peer is gone);
+// Handle refuses later reports. It is safe to call more than once.
+func (l *Learner) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
 	l.set.RemoveSource(l.source)
+	close(l.done)
+	return nil
+}
+
+// Done is closed once Close has withdrawn the peer's report.
+func (l *Learner) Done() <-chan struct{} { return l.done }
+
+// Err is why the Learner stopped, once Done is closed: always nil, since
+// it stops only by Close.
+func (l *Learner) Err() error {
+	<-l.done
+	return nil
 }

@@ -30,7 +30,7 @@ func rawRequest(t *testing.T, ctx context.Context, rl *testRelay, mutate func(*h
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := bindRequest(Options{Relay: rl.url, Token: "secret-token"})
+	req := bindRequest(Options{Relay: rl.url, Token: rl.Token})
 	if mutate != nil {
 		mutate(req)
 	}
@@ -91,7 +91,7 @@ func TestBadCapsulesAbortOnlyTheirTunnel(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 	go k.Run(ctx)
 	waitRegistered(t, ctx, k)
 	pub, err := Locate(ctx, rl.url.WithSecret(LocatorSecret(cam.id)), nil)
@@ -139,8 +139,8 @@ func TestBadCapsulesAbortOnlyTheirTunnel(t *testing.T) {
 			roundTrip(t, viewer, 4096) // the healthy tunnel is undisturbed
 		})
 	}
-	if rl.srv.Metrics().StreamErrors.Load() != uint64(len(bad)) {
-		t.Fatalf("stream errors %d, want %d", rl.srv.Metrics().StreamErrors.Load(), len(bad))
+	if rl.Server.Metrics().StreamErrors.Load() != uint64(len(bad)) {
+		t.Fatalf("stream errors %d, want %d", rl.Server.Metrics().StreamErrors.Load(), len(bad))
 	}
 }
 
@@ -151,7 +151,7 @@ func TestFirewallMode(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: "secret-token"})
+	c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: rl.Token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestFirewallMode(t *testing.T) {
 	// relay processed it was legitimately given a context. So every try
 	// comes from a new port: once the close is in, each one is a peer the
 	// relay has never seen, and must be dropped.
-	m := rl.srv.Metrics()
+	m := rl.Server.Metrics()
 	deadline := time.Now().Add(5 * time.Second)
 	for m.DropFirewall.Load() == 0 && time.Now().Before(deadline) {
 		stranger, err := net.ListenPacket("udp", "127.0.0.1:0")

@@ -25,7 +25,7 @@ func benchPair(b *testing.B, viaRelay bool) *quic.Conn {
 	target := cam.mux.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
 	if viaRelay {
 		rl := startRelay(b, relayserver.Config{DatagramRate: 1e9, DatagramBurst: 1e6})
-		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 		go k.Run(ctx)
 		waitRegistered(b, ctx, k)
 		var err error
@@ -168,7 +168,7 @@ func BenchmarkIdleRegistrationMemory(b *testing.B) {
 				b.Fatal(err)
 			}
 			for i := 0; i < perConn && len(conns) < total; i++ {
-				c, err := register(ctx, qconn, cc, Options{Relay: rl.url, Identity: cam.id, Token: "secret-token"}, nil)
+				c, err := register(ctx, qconn, cc, Options{Relay: rl.url, Identity: cam.id, Token: rl.Token}, nil)
 				if err != nil {
 					b.Fatalf("registration %d: %v", len(conns), err)
 				}
@@ -176,7 +176,7 @@ func BenchmarkIdleRegistrationMemory(b *testing.B) {
 			}
 		}
 		cancel()
-		if got := rl.srv.Registrations(); got != total {
+		if got := rl.Server.Registrations(); got != total {
 			b.Fatalf("relay holds %d registrations, want %d", got, total)
 		}
 		after := memInUse()

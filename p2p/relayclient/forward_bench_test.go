@@ -24,6 +24,7 @@ import (
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 )
 
 // The forwarding benchmark runs the relay and a raw quic-go datagram echo
@@ -48,7 +49,7 @@ const benchProfileEnv = "CAMAGENT_BENCH_PROFILE"
 
 // TestBenchServerProcess is not a test: it is the server half of
 // BenchmarkRelayForwarding, run in a child process. It prints "ADDR
-// FINGERPRINT" and serves until its stdin closes.
+// FINGERPRINT [TOKEN]" and serves until its stdin closes.
 func TestBenchServerProcess(t *testing.T) {
 	role := os.Getenv(benchServerEnv)
 	if role == "" {
@@ -64,8 +65,8 @@ func TestBenchServerProcess(t *testing.T) {
 	}
 	switch role {
 	case "relay":
-		rl := startRelayOn(t, relayserver.Config{DatagramRate: 1e9, DatagramBurst: 1e6}, id, pc)
-		fmt.Printf("%s %s\n", rl.url.Addr, id.Fingerprint)
+		rl := relaytest.StartOn(t, pc, relayserver.Config{Identity: id, DatagramRate: 1e9, DatagramBurst: 1e6})
+		fmt.Printf("%s %s %s\n", rl.Addr, id.Fingerprint, rl.Token)
 	case "echo":
 		tr := &quic.Transport{Conn: pc}
 		ln, err := tr.Listen(serverTLS(id), profile.QUICConfig())
@@ -92,9 +93,10 @@ func TestBenchServerProcess(t *testing.T) {
 
 // benchServer is a server process started by startBenchServer.
 type benchServer struct {
-	cmd  *exec.Cmd
-	addr string
-	fp   string
+	cmd   *exec.Cmd
+	addr  string
+	fp    string
+	token string // the relay's camera token
 }
 
 func startBenchServer(b *testing.B, role string) *benchServer {
@@ -133,11 +135,15 @@ func startBenchServer(b *testing.B, role string) *benchServer {
 		b.Fatalf("%s server: %v", role, err)
 	}
 	f := strings.Fields(line)
-	if len(f) != 2 {
+	if len(f) != 2 && len(f) != 3 {
 		b.Fatalf("%s server said %q", role, line)
 	}
 	go io.Copy(io.Discard, stdout)
-	return &benchServer{cmd: cmd, addr: f[0], fp: f[1]}
+	s := &benchServer{cmd: cmd, addr: f[0], fp: f[1]}
+	if len(f) == 3 {
+		s.token = f[2]
+	}
+	return s
 }
 
 // cpu is the process's user plus system time so far.
@@ -323,7 +329,7 @@ func relayForwardPath(b *testing.B, s *benchServer) datagramPath {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := Register(ctx, Options{Relay: RelayURL{Addr: s.addr, Fingerprint: s.fp}, Identity: id, Token: "secret-token"})
+	c, err := Register(ctx, Options{Relay: RelayURL{Addr: s.addr, Fingerprint: s.fp}, Identity: id, Token: s.token})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package relayclient
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -40,6 +41,9 @@ type KeeperConfig struct {
 // Mux, and re-registers with jittered exponential backoff when one ends.
 // Registering with every relay at once is the failover: viewers try the
 // relays in turn and find the camera on any that is up.
+//
+// Its lifecycle: NewKeeper, Run until its context ends or Close, then Done
+// and Err.
 type Keeper struct {
 	cfg  KeeperConfig
 	log  *slog.Logger
@@ -48,11 +52,20 @@ type Keeper struct {
 	// registered receives the relay address after each successful
 	// registration (for tests and status); it never blocks.
 	registered chan string
+
+	life    sync.Mutex
+	started bool // Run was called
+	closed  bool // Close was called
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
-// NewKeeper prepares a Keeper; Run starts it.
+// errRunAgain is Run's answer on a Keeper that already ran or was closed.
+var errRunAgain = errors.New("relayclient: Keeper.Run called twice or after Close")
+
+// NewKeeper prepares a Keeper; Run runs it.
 func NewKeeper(cfg KeeperConfig) *Keeper {
-	return &Keeper{cfg: cfg, log: logging.Discard(cfg.Logger), live: map[string]*Conn{}, registered: make(chan string, 16)}
+	return &Keeper{cfg: cfg, log: logging.Discard(cfg.Logger), live: map[string]*Conn{}, registered: make(chan string, 16), done: make(chan struct{})}
 }
 
 // Registered delivers the relay address after each registration.
@@ -69,14 +82,54 @@ func (k *Keeper) Public() map[string]string {
 	return out
 }
 
-// Run keeps the registrations until ctx ends.
-func (k *Keeper) Run(ctx context.Context) {
+// Run keeps the registrations until ctx ends or Close, then closes them.
+// It returns nil (Err): a failed or lost registration is retried, never
+// fatal. Run runs once; again, or after Close, it returns errRunAgain.
+func (k *Keeper) Run(ctx context.Context) error {
+	k.life.Lock()
+	if k.started || k.closed {
+		k.life.Unlock()
+		return errRunAgain
+	}
+	ctx, k.cancel = context.WithCancel(ctx)
+	k.started = true
+	k.life.Unlock()
 	var wg sync.WaitGroup
 	for _, r := range k.cfg.Relays {
 		wg.Add(1)
 		go func() { defer wg.Done(); k.keep(ctx, r) }()
 	}
 	wg.Wait()
+	k.cancel()
+	close(k.done)
+	return nil
+}
+
+// Close stops Run and waits until its registrations are closed. It is
+// safe to call more than once, and before Run (which then does nothing).
+func (k *Keeper) Close() error {
+	k.life.Lock()
+	first := !k.closed
+	k.closed = true
+	if k.started {
+		k.cancel()
+	} else if first {
+		close(k.done)
+	}
+	k.life.Unlock()
+	<-k.done
+	return nil
+}
+
+// Done is closed when the Keeper has stopped: Run returned, or Close came
+// first.
+func (k *Keeper) Done() <-chan struct{} { return k.done }
+
+// Err is why the Keeper stopped, once Done is closed: always nil, since it
+// stops only when Run's context ends or by Close.
+func (k *Keeper) Err() error {
+	<-k.done
+	return nil
 }
 
 func (k *Keeper) keep(ctx context.Context, r RelayURL) {

@@ -18,7 +18,7 @@ func TestRegisterFromQUICSocket(t *testing.T) {
 	cam := startCamera(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := Register(ctx, Options{Relay: r.url, Identity: cam.id, Token: "secret-token", Transport: cam.tr})
+	c, err := Register(ctx, Options{Relay: r.url, Identity: cam.id, Token: r.Token, Transport: cam.tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestRegisterFromQUICSocket(t *testing.T) {
 
 	// Registered from a socket of its own, the observed address is that
 	// socket, not the camera's QUIC socket.
-	other, err := Register(ctx, Options{Relay: r.url, Identity: cam.id, Token: "secret-token"})
+	other, err := Register(ctx, Options{Relay: r.url, Identity: cam.id, Token: r.Token})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,55 +12,30 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 )
 
+// testRelay is a relay from relaytest with its URL parsed.
 type testRelay struct {
-	srv  *relayserver.Server
-	id   *identity.Identity
-	conn net.PacketConn
-	url  RelayURL
+	*relaytest.Relay
+	url RelayURL
 }
 
 func startRelay(t testing.TB, cfg relayserver.Config) *testRelay {
 	t.Helper()
-	id, err := identity.LoadOrCreate(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startRelayWith(t, cfg, id, "127.0.0.1:0")
+	return parseRelay(t, relaytest.Start(t, cfg))
 }
 
-func startRelayWith(t testing.TB, cfg relayserver.Config, id *identity.Identity, addr string) *testRelay {
+func parseRelay(t testing.TB, r *relaytest.Relay) *testRelay {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", addr)
+	u, err := ParseRelayURL(r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startRelayOn(t, cfg, id, pc)
-}
-
-func startRelayOn(t testing.TB, cfg relayserver.Config, id *identity.Identity, pc net.PacketConn) *testRelay {
-	t.Helper()
-	cfg.Identity = id
-	cfg.PublicIP = netip.MustParseAddr("127.0.0.1")
-	if cfg.AllowTargets == nil {
-		// Viewers and cameras of these tests are on loopback, which the
-		// relay's target policy refuses by default.
-		cfg.AllowTargets = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	}
-	if cfg.Tokens == nil {
-		cfg.Tokens = []string{"secret-token"}
-	}
-	srv, err := relayserver.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(pc) }()
-	t.Cleanup(func() { srv.Close(); pc.Close(); <-done })
-	return &testRelay{srv: srv, id: id, conn: pc, url: RelayURL{Addr: pc.LocalAddr().String(), Fingerprint: id.Fingerprint}}
+	return &testRelay{Relay: r, url: u}
 }
 
 // camera is a QUIC echo server on a Mux, like the agent's listener.
@@ -73,6 +48,7 @@ type camera struct {
 
 func startCamera(t testing.TB) *camera {
 	t.Helper()
+	testtier.Slow(t, "a camera over QUIC on loopback")
 	id, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +133,7 @@ func TestViewerReachesCameraThroughRelay(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: "secret-token", Mux: cam.mux})
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
 	go k.Run(ctx)
 	waitRegistered(t, ctx, k)
 
@@ -178,7 +154,7 @@ func TestViewerReachesCameraThroughRelay(t *testing.T) {
 	if err != nil || string(d) != "ping" {
 		t.Fatalf("datagram echo: %q %v", d, err)
 	}
-	m := rl.srv.Metrics()
+	m := rl.Server.Metrics()
 	if m.BytesToCamera.Load() < 1<<20 || m.BytesFromCamera.Load() < 1<<20 {
 		t.Fatalf("relay forwarded %d/%d bytes, want >= 1 MiB each way", m.BytesToCamera.Load(), m.BytesFromCamera.Load())
 	}
@@ -236,7 +212,7 @@ func TestRelayPinIsChecked(t *testing.T) {
 	cam := startCamera(t)
 	wrong := rl.url
 	wrong.Fingerprint = cam.id.Fingerprint
-	if _, err := Register(ctx, Options{Relay: wrong, Identity: cam.id, Token: "secret-token"}); err == nil {
+	if _, err := Register(ctx, Options{Relay: wrong, Identity: cam.id, Token: rl.Token}); err == nil {
 		t.Fatal("registered with a relay whose key does not match the pin")
 	}
 }

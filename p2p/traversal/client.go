@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,38 +138,29 @@ type ClientStats struct {
 	Direct                 bool
 }
 
-// Client is the viewer side of NAT traversal for one connection.
+// Client is the viewer side of NAT traversal for one connection. It is
+// the driver of a clientCore (clientcore.go), which makes every decision:
+// the Client turns frames, probe results, punches heard and fan-out
+// results into the core's events and performs its actions with quic-go
+// paths, pathmux routes, portspray and one timer, all from one goroutine
+// (loop.go).
 type Client struct {
 	loop
-	cfg ClientConfig
-	log *slog.Logger
+	cfg  ClientConfig
+	log  *slog.Logger
+	core *clientCore
 
 	results chan probeResult
 	heard   chan netip.AddrPort // sources of punch packets
 	fanCh   chan fanResult
 
 	// Owned by the run loop.
-	remote         map[uint64]netip.AddrPort
-	direct         map[netip.AddrPort]*directPath
-	active         *directPath
-	relayPath      *quic.Path
-	relayRoute     *pathmux.Route // Socket's route to Relay, under relayPath
-	round          uint64
-	queue          []netip.AddrPort // candidates of this round not yet probed
-	probeAt        time.Time        // when this round's probes may start
-	inFlight       int
-	peerReflexive  int
-	learned        []netip.AddrPort // peer-reflexive candidates accepted so far
-	nextRound      time.Time
-	backoff        time.Duration
-	lastRelayProbe time.Time
-	camMapping     natwire.Mapping // from NAT_BEHAVIOR
-	sprays         int
-	lastSpray      time.Time
-	sprayAt        time.Time // when this round's guesses go out, if any
-	sprayIP        netip.Addr
-	birthdayRound  uint64 // the round whose PUNCH_MANY went out
-	relayWarm      bool   // warmRelay ran for this quiet spell of the direct path
+	direct     map[netip.AddrPort]*directPath
+	probes     map[probeID]*probe // probes under way, and the active path
+	active     *probe
+	winners    map[netip.AddrPort]*portspray.Winner // fan-out holes the core is deciding on
+	relayPath  *quic.Path
+	relayRoute *pathmux.Route // Socket's route to Relay, under relayPath
 
 	onDirect atomic.Bool // the connection runs on a direct path
 
@@ -179,18 +169,23 @@ type Client struct {
 	holes []*pathmux.Socket // fan-out winners, closed with the Client
 }
 
+// directPath is the route and transport toward one camera address.
 type directPath struct {
 	addr  netip.AddrPort
 	sock  *pathmux.Socket // Socket, or a fan-out's hole
 	route *pathmux.Route
 	tr    *quic.Transport
-	path  *quic.Path
+}
+
+// probe is one quic-go path over a directPath.
+type probe struct {
+	dp   *directPath
+	path *quic.Path
 }
 
 type probeResult struct {
-	dp   *directPath
-	path *quic.Path
-	err  error
+	id  probeID
+	err error
 }
 
 // NewClient starts the viewer side. It runs until Close, a Channel failure
@@ -209,14 +204,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{
 		cfg:        cfg,
 		log:        cfg.Logger,
+		core:       newClientCore(coreConfigOf(cfg)),
 		results:    make(chan probeResult, 8),
 		heard:      make(chan netip.AddrPort, 4),
 		fanCh:      make(chan fanResult, 1),
-		remote:     make(map[uint64]netip.AddrPort),
 		direct:     make(map[netip.AddrPort]*directPath),
+		probes:     make(map[probeID]*probe),
+		winners:    make(map[netip.AddrPort]*portspray.Winner),
 		relayPath:  relayPath,
 		relayRoute: relayRoute,
-		backoff:    cfg.RetryMin,
 	}
 	c.start(cfg.Channel, c.run, nil)
 	return c, nil
@@ -242,10 +238,19 @@ func setClientDefaults(cfg *ClientConfig) {
 	}
 }
 
+func coreConfigOf(cfg ClientConfig) coreConfig {
+	return coreConfig{
+		Relay: cfg.Relay, LocalPrefixes: cfg.LocalPrefixes, CanFanOut: cfg.Listen != nil,
+		ProbeTimeout: cfg.ProbeTimeout, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, RelayRefresh: cfg.RelayRefresh,
+	}
+}
+
 func (c *Client) run(ctx context.Context, readErr <-chan error) error {
-	tick := time.NewTicker(c.cfg.Keepalive / 2)
-	defer tick.Stop()
+	eng := newEngine(c.core, c.cfg.Now, c.sense, func(a action) event { return c.perform(ctx, a) })
+	defer eng.stop()
 	for {
+		var ev event
 		select {
 		case <-ctx.Done():
 			return nil
@@ -255,91 +260,139 @@ func (c *Client) run(ctx context.Context, readErr <-chan error) error {
 			}
 			return fmt.Errorf("NAT traversal channel: %w", err)
 		case f := <-c.frames:
-			if err := c.handle(f); err != nil {
+			var err error
+			if ev, err = c.frameEvent(f); err != nil {
 				return err
 			}
 		case r := <-c.results:
-			c.probed(ctx, r)
+			if r.err != nil {
+				c.log.Debug("probe failed", "err", r.err)
+			}
+			ev = probeDone{id: r.id, ok: r.err == nil}
 		case a := <-c.heard:
-			c.heardPunch(ctx, a)
+			ev = punchHeard{a}
 		case r := <-c.fanCh:
-			c.holeFound(ctx, r)
-		case <-tick.C:
+			ev = c.fanDone(r)
+		case <-eng.timer.C:
+			ev = timerFired{}
 		}
-		c.step(ctx)
+		if ev != nil {
+			eng.dispatch(ev)
+		}
 	}
 }
 
-// step does whatever time has made due: a round, keepalives, a fallback,
-// a relay refresh.
-func (c *Client) step(ctx context.Context) {
-	now := c.cfg.Now()
-	if !c.sprayAt.IsZero() && !now.Before(c.sprayAt) {
-		c.spray(ctx)
-	}
-	if c.active != nil {
-		c.watchDirect(ctx, now)
-		return
-	}
-	if c.round > 0 && c.birthdayRound != c.round && (c.inFlight > 0 || len(c.queue) > 0) {
-		// The round's birthday half (spray.go), once ordinary punching
-		// had its chance, or once a mapping learned late (NAT_BEHAVIOR,
-		// the STUN answer) allows it.
-		c.birthday(ctx)
-	}
-	if c.inFlight == 0 && len(c.queue) > 0 && !now.Before(c.probeAt) {
-		c.probeNext(ctx)
-		if c.inFlight == 0 {
-			c.queue = nil
-			c.roundFailed()
-		}
-		return
-	}
-	if c.inFlight == 0 && len(c.queue) == 0 && len(c.remote) > 0 && !c.nextRound.IsZero() && !now.Before(c.nextRound) {
-		c.startRound(ctx)
-	}
-}
-
-func (c *Client) handle(f natwire.Frame) error {
+// frameEvent is the core's event for a frame from the camera, or nil.
+func (c *Client) frameEvent(f natwire.Frame) (event, error) {
 	switch f := f.(type) {
 	case *natwire.AddAddress:
-		if candidate.Usable(f.Addr) != nil || len(c.remote) >= candidate.MaxCandidates {
-			return nil
-		}
-		c.remote[f.Seq] = f.Addr
-		c.scheduleSoon()
+		return candidateAdded{f}, nil
 	case *natwire.RemoveAddress:
-		delete(c.remote, f.Seq)
+		return candidateRemoved{f.Seq}, nil
 	case *natwire.NATBehavior:
-		c.camMapping = f.Mapping
+		return cameraMapping{f.Mapping}, nil
 	case *natwire.ObservedAddress:
 		if c.cfg.Learner != nil {
 			if changed, _ := c.cfg.Learner.Handle(f); changed {
-				c.scheduleSoon()
+				return reflexiveLearned{}, nil
 			}
 		}
+		return nil, nil
 	default:
-		return fmt.Errorf("%w: camera sent %v", ErrProtocolViolation, f.Type())
+		return nil, fmt.Errorf("%w: camera sent %v", ErrProtocolViolation, f.Type())
 	}
-	return nil
 }
 
-// scheduleSoon plans a round shortly, unless one is planned earlier or
-// the backoff after a failure says to wait.
-func (c *Client) scheduleSoon() {
-	soon := c.cfg.Now().Add(gatherDelay)
-	if c.nextRound.IsZero() {
-		c.nextRound = soon
+// sense reads what the core's decisions need of state the Client does
+// not own.
+func (c *Client) sense() senses {
+	var s senses
+	if c.cfg.Candidates != nil {
+		local, _ := c.cfg.Candidates.Snapshot()
+		for _, l := range local {
+			s.local = append(s.local, l.Addr)
+		}
 	}
+	if c.cfg.Mapping != nil {
+		s.ownMapping = c.cfg.Mapping()
+	}
+	if c.cfg.Learner != nil {
+		s.self, _ = c.cfg.Learner.Current()
+	}
+	s.rtt = c.smoothedRTT()
+	if c.active != nil {
+		s.lastHeard = c.active.dp.route.LastHeard()
+	}
+	return s
+}
+
+// smoothedRTT is the connection's smoothed RTT (RFC 9002 §5.3), through
+// the relay until the switch; 0 if Conn does not say.
+func (c *Client) smoothedRTT() time.Duration {
+	if r, ok := c.cfg.Conn.(interface{ ConnectionStats() quic.ConnectionStats }); ok {
+		return r.ConnectionStats().SmoothedRTT
+	}
+	return 0
+}
+
+// perform does one of the core's actions; an action that can fail is
+// answered with the event that reports how it went.
+func (c *Client) perform(ctx context.Context, a action) event {
+	switch a := a.(type) {
+	case sendFrame:
+		if err := c.cfg.Channel.Send(a.f); err != nil {
+			c.log.Debug("frame not sent", "type", a.f.Type(), "err", err)
+		}
+	case roundStarted:
+		c.count(func(s *ClientStats) { s.Rounds++ })
+		c.log.Debug("punch round", "round", a.round, "pairs", a.pairs, "candidates", a.candidates)
+	case startProbe:
+		if err := c.probe(ctx, a.id, a.addr); err != nil {
+			c.log.Debug("cannot probe", "addr", a.addr, "err", err)
+			return probeDone{id: a.id}
+		}
+	case abandonProbe:
+		c.abandon(a.id)
+	case switchPath:
+		return switchDone{id: a.id, ok: c.switchTo(a.id)}
+	case muteRelay:
+		c.muteRelay(a.mute)
+	case sendKeepalive:
+		c.keepalive(a.addr)
+	case validateRelay:
+		c.validateRelay(ctx)
+	case fallBack:
+		return fallbackDone{ok: c.fallBack(ctx)}
+	case sendRelayKeepalive:
+		_ = c.cfg.Socket.WriteRaw(makePacket(kindRelayKeepalive, uint64(c.cfg.Now().UnixNano())), c.cfg.Relay)
+	case emit:
+		c.emit(a.e)
+	case peerReflexive:
+		c.log.Debug("peer-reflexive candidate", "addr", a.addr)
+	case punchMany:
+		c.punchMany(a)
+	case startSpray:
+		c.spray(ctx, a.ip, a.round)
+	case startFanOut:
+		go fanOut(ctx, c.cfg.Listen, a.to, a.round, c.fanCh)
+	case useHole:
+		c.useHole(a.to)
+	case dropHole:
+		if w := c.winners[a.to]; w != nil {
+			delete(c.winners, a.to)
+			w.Conn.Close() // direct already: nothing will use it
+		}
+	}
+	return nil
 }
 
 // HeardPacket takes a non-QUIC packet that arrived on the viewer's socket
 // (pathmux's non-QUIC handler calls it); it never blocks. A punch packet
 // from a port the camera did not advertise is a peer-reflexive candidate
-// (RFC 8445 §7.2.5.3.1 has the same idea): the camera's NAT maps per
-// destination (symmetric), so the address the relay observed is good for
-// the relay only, and the port its punch toward us came from is the one
-// way through. A full-cone or public viewer sees these punches arrive.
+// (clientCore.punchHeard): the camera's NAT maps per destination
+// (symmetric), so the address the relay observed is good for the relay
+// only, and the port its punch toward us came from is the one way
+// through. A full-cone or public viewer sees these punches arrive.
 func (c *Client) HeardPacket(b []byte, from netip.AddrPort) {
 	// A fan-out packet of the camera's that got in (a guess of ours
 	// opened the way first) names its hole just as a punch does.
@@ -352,140 +405,9 @@ func (c *Client) HeardPacket(b []byte, from netip.AddrPort) {
 	}
 }
 
-// heardPunch probes a peer-reflexive candidate next. Only the IP address
-// of a candidate the camera advertised qualifies (NATs keep one public
-// address per host, RFC 4787 REQ-2), so a forged punch cannot point the
-// viewer's probes at an arbitrary target, and only maxPeerReflexive per
-// connection. A probe of the advertised address with the same IP and
-// another port is given up for it: that mapping was the relay's. A
-// candidate learned earlier whose probe failed (a loaded host, a lost
-// packet) is probed again when its punches come again: the next round's.
-func (c *Client) heardPunch(ctx context.Context, from netip.AddrPort) {
-	if c.active != nil || from == c.cfg.Relay || slices.Contains(c.queue, from) {
-		return
-	}
-	if dp, known := c.direct[from]; known && dp.path != nil {
-		return // being probed now
-	}
-	if !slices.Contains(c.learned, from) {
-		if c.peerReflexive >= maxPeerReflexive || !c.advertisedIP(from) {
-			return
-		}
-		c.peerReflexive++
-		c.learned = append(c.learned, from)
-		c.log.Debug("peer-reflexive candidate", "addr", from)
-	}
-	c.queue = append([]netip.AddrPort{from}, c.queue...)
-	for _, dp := range c.direct {
-		if dp.path != nil && dp.addr.Addr() == from.Addr() {
-			c.abandon(dp) // its Probe returns, and probed starts the new one
-		}
-	}
-	c.probeNext(ctx)
-}
-
-// advertisedIP reports whether from has the IP address, but not the port,
-// of a candidate the camera advertised.
-func (c *Client) advertisedIP(from netip.AddrPort) bool {
-	sameIP := false
-	for _, a := range c.remote {
-		if a == from {
-			return false
-		}
-		sameIP = sameIP || a.Addr() == from.Addr()
-	}
-	return sameIP
-}
-
-// startRound sends PUNCH_ME_NOW for every pair and starts probing the
-// camera's candidates (draft-seemann-quic-nat-traversal-02, section
-// "Hole Punching").
-func (c *Client) startRound(ctx context.Context) {
-	c.round++
-	c.nextRound = time.Time{}
-	c.count(func(s *ClientStats) { s.Rounds++ })
-	local, _ := c.cfg.Candidates.Snapshot()
-	seqs := make([]uint64, 0, len(c.remote))
-	for seq := range c.remote {
-		seqs = append(seqs, seq)
-	}
-	slices.Sort(seqs) // the camera advertises host candidates first
-	pairs := 0
-	c.queue = c.queue[:0]
-	for _, seq := range seqs {
-		addr := c.remote[seq]
-		matched := false
-		for _, l := range local {
-			if l.Addr.Addr().Is4() != addr.Addr().Is4() || pairs >= MaxPairsPerRound {
-				continue
-			}
-			matched = true
-			pairs++
-			if err := c.cfg.Channel.Send(&natwire.PunchMeNow{Round: c.round, PairedWith: seq, Addr: l.Addr}); err != nil {
-				c.log.Debug("PUNCH_ME_NOW not sent", "err", err)
-			}
-		}
-		if matched {
-			c.queue = append(c.queue, addr)
-		}
-	}
-	slices.SortStableFunc(c.queue, func(a, b netip.AddrPort) int { return c.rank(a) - c.rank(b) })
-	c.log.Debug("punch round", "round", c.round, "pairs", pairs, "candidates", c.queue)
-	// Probe only once the camera's punches can have opened its NAT: the
-	// PUNCH_ME_NOW travels through the relay, a probe goes straight, so a
-	// probe sent at once reaches a port-restricted NAT first and is
-	// dropped (seen in the kernel-NAT lab, where quic-go did not
-	// retransmit it within the probe timeout). One round trip of the
-	// connection covers the PUNCH_ME_NOW and the punch.
-	c.probeAt = c.cfg.Now().Add(c.punchLead())
-	if len(c.queue) == 0 {
-		c.roundFailed()
-	}
-}
-
-// rank orders a round's probes: a candidate on the viewer's own LAN
-// first (a same-LAN viewer goes direct over host candidates), then public
-// addresses (the camera's reflexive ones), then private addresses of
-// other networks, which are reachable only by chance (a VPN, a routed
-// LAN).
-func (c *Client) rank(a netip.AddrPort) int {
-	ip := a.Addr().Unmap()
-	for _, p := range c.cfg.LocalPrefixes {
-		if p.Contains(ip) {
-			return 0
-		}
-	}
-	if ip.IsPrivate() || ip.IsLoopback() || sharedAddressSpace.Contains(ip) {
-		return 2
-	}
-	return 1
-}
-
-// sharedAddressSpace is RFC 6598's carrier-grade NAT range.
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-// punchLead is how long probes wait after PUNCH_ME_NOW: the connection's
-// smoothed RTT (through the relay) plus a margin.
-func (c *Client) punchLead() time.Duration {
-	const margin = 10 * time.Millisecond
-	if r, ok := c.cfg.Conn.(interface{ ConnectionStats() quic.ConnectionStats }); ok {
-		return r.ConnectionStats().SmoothedRTT + margin
-	}
-	return margin
-}
-
-// probeNext starts probes up to maxProbes.
-func (c *Client) probeNext(ctx context.Context) {
-	for c.inFlight < maxProbes && len(c.queue) > 0 {
-		addr := c.queue[0]
-		c.queue = c.queue[1:]
-		if err := c.probe(ctx, addr); err != nil {
-			c.log.Debug("cannot probe", "addr", addr, "err", err)
-		}
-	}
-}
-
-func (c *Client) probe(ctx context.Context, addr netip.AddrPort) error {
+// probe starts validating a path to addr (RFC 9000 §8.2: quic-go sends
+// PATH_CHALLENGE and retransmits it) and reports to results.
+func (c *Client) probe(ctx context.Context, id probeID, addr netip.AddrPort) error {
 	dp, err := c.directPath(addr)
 	if err != nil {
 		return err
@@ -496,15 +418,14 @@ func (c *Client) probe(ctx context.Context, addr netip.AddrPort) error {
 	}
 	dp.route.Attach()
 	c.muteWhileProbing(dp)
-	dp.path = p
-	c.inFlight++
+	c.probes[id] = &probe{dp: dp, path: p}
 	c.count(func(s *ClientStats) { s.Probes++ })
 	go func() {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
 		defer cancel()
 		err := p.Probe(pctx)
 		select {
-		case c.results <- probeResult{dp: dp, path: p, err: err}:
+		case c.results <- probeResult{id: id, err: err}:
 		case <-ctx.Done():
 		}
 	}()
@@ -527,97 +448,49 @@ func (c *Client) directPath(addr netip.AddrPort) (*directPath, error) {
 	return dp, nil
 }
 
-func (c *Client) probed(ctx context.Context, r probeResult) {
-	c.inFlight--
-	switch {
-	case r.err == nil && c.active == nil && r.dp.path == r.path:
-		// Muted first: quic-go may send once more on the old path while
-		// it switches.
-		c.muteRelay(true)
-		if err := r.path.Switch(); err != nil {
-			c.muteRelay(false)
-			c.log.Warn("switch to direct path failed", "addr", r.dp.addr, "err", err)
-			c.abandon(r.dp)
-			break
-		}
-		c.active = r.dp
-		c.onDirect.Store(true)
-		c.backoff = c.cfg.RetryMin
-		c.lastRelayProbe = c.cfg.Now()
-		c.count(func(s *ClientStats) { s.Validated++; s.Switches++; s.Direct = true })
-		c.emit(Event{Kind: EventDirect, Addr: r.dp.addr, Round: c.round})
-		c.queue = nil
-		for _, dp := range c.direct {
-			if dp != r.dp && dp.path != nil {
-				c.abandon(dp) // their Probe returns ErrPathClosed
-			}
-		}
-		return
-	case r.dp.path == r.path:
-		c.abandon(r.dp)
+// switchTo moves the connection to probe id's validated path (RFC 9000
+// §9.2); the core muted the relay route first.
+func (c *Client) switchTo(id probeID) bool {
+	p := c.probes[id]
+	if p == nil {
+		return false
 	}
+	if err := p.path.Switch(); err != nil {
+		c.log.Warn("switch to direct path failed", "addr", p.dp.addr, "err", err)
+		return false
+	}
+	c.active = p
+	c.onDirect.Store(true)
+	return true
+}
+
+// abandon closes probe id's path (its Probe returns ErrPathClosed) and
+// quiets its route, which stays for the life of the connection.
+func (c *Client) abandon(id probeID) {
+	p := c.probes[id]
+	if p == nil {
+		return // it never started
+	}
+	delete(c.probes, id)
+	p.dp.route.MuteWhenHeard(nil)
+	_ = p.path.Close()
+	p.dp.route.Detach()
+}
+
+func (c *Client) keepalive(to netip.AddrPort) {
 	if c.active == nil {
-		c.muteRelay(false) // a failed probe's answer may have muted it
+		return
 	}
-	c.probeNext(ctx)
-	if c.inFlight == 0 && len(c.queue) == 0 && c.active == nil {
-		c.roundFailed()
-	}
-}
-
-func (c *Client) abandon(dp *directPath) {
-	dp.route.MuteWhenHeard(nil)
-	if dp.path != nil {
-		_ = dp.path.Close()
-		dp.path = nil
-	}
-	dp.route.Detach()
-}
-
-func (c *Client) roundFailed() {
-	c.emit(Event{Kind: EventRoundFailed, Round: c.round})
-	c.retryLater()
-}
-
-func (c *Client) retryLater() {
-	c.nextRound = c.cfg.Now().Add(c.backoff)
-	c.backoff = min(2*c.backoff, c.cfg.RetryMax)
-}
-
-// watchDirect keeps the direct path alive and falls back when it is dead.
-func (c *Client) watchDirect(ctx context.Context, now time.Time) {
-	dp := c.active
-	quiet := now.Sub(dp.route.LastHeard())
-	switch {
-	case quiet > c.cfg.DeadAfter:
-		c.fallBack(ctx)
-	case quiet >= c.cfg.Keepalive:
-		if err := dp.sock.WriteRaw(KeepalivePacket(uint64(now.UnixNano())), dp.addr); err == nil {
-			c.count(func(s *ClientStats) { s.Keepalives++ })
-		}
-		if quiet > c.cfg.DeadAfter/2 && !c.relayWarm {
-			c.warmRelay(ctx)
-		}
-	case c.relayWarm:
-		// The direct path recovered: nothing goes to the relay again.
-		c.relayWarm = false
-		c.muteRelay(true)
-	}
-	if c.active != nil && now.Sub(c.lastRelayProbe) >= c.cfg.RelayRefresh {
-		c.lastRelayProbe = now
-		_ = c.cfg.Socket.WriteRaw(makePacket(kindRelayKeepalive, uint64(now.UnixNano())), c.cfg.Relay)
+	if err := c.active.dp.sock.WriteRaw(KeepalivePacket(uint64(c.cfg.Now().UnixNano())), to); err == nil {
+		c.count(func(s *ClientStats) { s.Keepalives++ })
 	}
 }
 
-// warmRelay validates the relay path in the background once the direct
-// path has been quiet for half of DeadAfter (a healthy one never is: its
-// keepalives are answered every 100 ms), so that a fallback finds it
-// validated and switches at once, without a round trip through the relay
-// that a lost packet could stretch past the fallback's second. Only a
-// direct path in trouble costs the relay these few packets.
-func (c *Client) warmRelay(ctx context.Context) {
-	c.relayWarm = true
-	c.muteRelay(false)
+// validateRelay validates the relay path in the background, so that a
+// fallback finds it validated and switches at once, without a round trip
+// through the relay that a lost packet could stretch past the fallback's
+// second.
+func (c *Client) validateRelay(ctx context.Context) {
 	p := c.relayPath
 	go func() {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
@@ -629,9 +502,8 @@ func (c *Client) warmRelay(ctx context.Context) {
 }
 
 // fallBack moves the connection back to the relay path, validating it
-// first if warmRelay has not (one round trip through the relay).
-func (c *Client) fallBack(ctx context.Context) {
-	dp := c.active
+// first if validateRelay has not (one round trip through the relay).
+func (c *Client) fallBack(ctx context.Context) bool {
 	c.muteRelay(false)
 	err := c.relayPath.Switch()
 	if errors.Is(err, quic.ErrPathNotValidated) {
@@ -643,17 +515,12 @@ func (c *Client) fallBack(ctx context.Context) {
 		}
 	}
 	if err != nil {
-		c.muteRelay(true)
 		c.log.Warn("cannot fall back to the relay path", "err", err)
-		return // try again at the next tick
+		return false
 	}
 	c.active = nil
-	c.relayWarm = false
 	c.onDirect.Store(false)
-	c.abandon(dp)
-	c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
-	c.emit(Event{Kind: EventRelay, Addr: dp.addr, Round: c.round})
-	c.retryLater()
+	return true
 }
 
 // muteRelay stops or resumes quic-go's sending on the relay route
@@ -684,10 +551,11 @@ func (c *Client) muteWhileProbing(dp *directPath) {
 	relay.Mute()
 	dp.route.MuteWhenHeard(relay)
 	// A direct path's round trip is shorter than the relay path's, whose
-	// smoothed RTT punchLead holds: an answer comes within it or not at
-	// all, and the camera's sending is held back for at most about one
-	// round trip (its congestion window covers that) per failed probe.
-	time.AfterFunc(c.punchLead()+10*time.Millisecond, func() {
+	// smoothed RTT is: an answer comes within it (and clientCore's
+	// punchLead margin) or not at all, and the camera's sending is held
+	// back for at most about one round trip (its congestion window covers
+	// that) per failed probe.
+	time.AfterFunc(c.smoothedRTT()+20*time.Millisecond, func() {
 		if !c.onDirect.Load() && dp.route.LastHeard().Before(start) {
 			relay.Unmute()
 		}
@@ -696,6 +564,12 @@ func (c *Client) muteWhileProbing(dp *directPath) {
 
 func (c *Client) emit(e Event) {
 	e.At = c.cfg.Now()
+	switch e.Kind {
+	case EventDirect:
+		c.count(func(s *ClientStats) { s.Validated++; s.Switches++; s.Direct = true })
+	case EventRelay:
+		c.count(func(s *ClientStats) { s.Fallbacks++; s.Direct = false })
+	}
 	c.log.Info("path event", "kind", e.Kind, "addr", e.Addr, "round", e.Round)
 	if c.cfg.OnEvent != nil {
 		c.cfg.OnEvent(e)

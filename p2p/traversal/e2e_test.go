@@ -18,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/discovery"
 	"github.com/camagent/camagent/p2p/natwire"
@@ -131,8 +132,9 @@ type camera struct {
 	server chan *traversal.Server
 	conn   chan *quic.Conn
 	// punch, if set, replaces tr.WriteTo for punch packets (a NAT that
-	// maps the camera's punches to another port).
-	punch func(b []byte, to net.Addr) (int, error)
+	// maps the camera's punches to another port). Atomic: a test sets it
+	// while the camera accepts connections.
+	punch atomic.Pointer[func(b []byte, to net.Addr) (int, error)]
 }
 
 // dialThroughRelay dials the camera through the forwarder at relay from
@@ -188,6 +190,7 @@ func startClient(tb testing.TB, ctx context.Context, conn *quic.Conn, mux *pathm
 }
 
 func startCamera(tb testing.TB, ctx context.Context) *camera {
+	testtier.Slow(tb, "a camera and viewers over QUIC on loopback, migrating paths")
 	udp := listenUDP(tb)
 	hole := &blackhole{PacketConn: udp, blocked: make(map[netip.AddrPort]bool)}
 	tr := &quic.Transport{Conn: hole}
@@ -257,8 +260,8 @@ func (cam *camera) serve(ctx context.Context, conn *quic.Conn) {
 	ch := natwire.NewStreamChannel(str)
 	rep := discovery.NewReporter(discovery.ReporterConfig{Remote: conn.RemoteAddr, Send: ch.Send})
 	punch := cam.tr.WriteTo
-	if cam.punch != nil {
-		punch = cam.punch
+	if p := cam.punch.Load(); p != nil {
+		punch = *p
 	}
 	srv := traversal.NewServer(traversal.ServerConfig{
 		Channel: ch, Candidates: cam.cands, Punch: punch, Guard: cam.guard, Peer: conn.RemoteAddr,
@@ -448,9 +451,10 @@ func TestPeerReflexiveCandidate(t *testing.T) {
 	relay := forwarder(t, addrOf(cam.hole))
 	vsock := listenUDP(t)
 	mapping := symmetricMapping(t, addrOf(cam.hole), addrOf(vsock))
-	cam.punch = func(b []byte, _ net.Addr) (int, error) {
+	punchVia := func(b []byte, _ net.Addr) (int, error) {
 		return cam.tr.WriteTo(b, net.UDPAddrFromAddrPort(mapping))
 	}
+	cam.punch.Store(&punchVia)
 	dead := listenUDP(t) // never answers
 	cam.cands.Remove(addrOf(cam.hole), "host")
 	cam.cands.Add(addrOf(dead), candidate.Reflexive, "relay")

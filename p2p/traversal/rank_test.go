@@ -9,7 +9,7 @@ import (
 // addresses next, other private networks last (probes run one at a time,
 // so the order is the time to direct).
 func TestRankOrdersProbes(t *testing.T) {
-	c := &Client{cfg: ClientConfig{LocalPrefixes: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}}}
+	lan := []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}
 	for _, tc := range []struct {
 		addr string
 		want int
@@ -21,7 +21,7 @@ func TestRankOrdersProbes(t *testing.T) {
 		{"100.64.0.2:4433", 2},
 		{"192.168.2.7:4433", 2},
 	} {
-		if got := c.rank(netip.MustParseAddrPort(tc.addr)); got != tc.want {
+		if got := rank(lan, netip.MustParseAddrPort(tc.addr)); got != tc.want {
 			t.Errorf("rank(%s) = %d, want %d", tc.addr, got, tc.want)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -222,45 +221,14 @@ const birthdayDelay = 150 * time.Millisecond
 // through (portspray.DefaultResend).
 const sprayLead = 50 * time.Millisecond
 
-// birthday adds the birthday half to a round when one side maps
-// endpoint-dependently and the other does not (spray.go's comment): it
-// sends PUNCH_MANY and plans the viewer's own half.
-func (c *Client) birthday(ctx context.Context) {
-	if c.birthdayRound == c.round || c.active != nil || c.cfg.Now().Before(c.probeAt.Add(birthdayDelay)) {
-		return
-	}
-	own := natwire.MappingUnknown
-	if c.cfg.Mapping != nil {
-		own = c.cfg.Mapping()
-	}
-	mode, ok := sprayMode(c.camMapping, own, c.cfg.Listen != nil)
-	if !ok {
-		return
-	}
-	now := c.cfg.Now()
-	if c.sprays >= MaxSpraysPerConn || (c.sprays > 0 && now.Sub(c.lastSpray) < MinSprayInterval) {
-		return
-	}
-	seq, cam, ok := c.publicCandidate()
-	self, known := c.reflexive()
-	if !ok || !known {
-		return
-	}
-	if err := c.cfg.Channel.Send(&natwire.PunchMany{Round: c.round, PairedWith: seq, Mode: mode, Addr: self}); err != nil {
+// punchMany sends the core's PUNCH_MANY.
+func (c *Client) punchMany(a punchMany) {
+	if err := c.cfg.Channel.Send(a.f); err != nil {
 		c.log.Debug("PUNCH_MANY not sent", "err", err)
 		return
 	}
-	c.sprays++
-	c.lastSpray = now
-	c.birthdayRound = c.round
 	c.count(func(s *ClientStats) { s.Sprays++ })
-	c.log.Info("port spraying", "mode", mode, "camera", cam, "self", self, "round", c.round)
-	switch mode {
-	case natwire.SprayFanOut:
-		c.sprayAt, c.sprayIP = now.Add(c.punchLead()+sprayLead), cam.Addr()
-	case natwire.SprayPorts:
-		go fanOut(ctx, c.cfg.Listen, cam, c.round, c.fanCh)
-	}
+	c.log.Info("port spraying", "mode", a.f.Mode, "camera", a.camera, "self", a.f.Addr, "round", a.f.Round)
 }
 
 // sprayMode says what PUNCH_MANY asks of the camera, given both sides'
@@ -279,9 +247,7 @@ func sprayMode(camera, viewer natwire.Mapping, viewerCanFanOut bool) (natwire.Sp
 
 // spray sends the viewer's guesses at the camera's public IP from its
 // socket, whose mapping the camera's fan-out targets.
-func (c *Client) spray(ctx context.Context) {
-	ip, round := c.sprayIP, c.round
-	c.sprayAt = time.Time{}
+func (c *Client) spray(ctx context.Context, ip netip.Addr, round uint64) {
 	write := func(b []byte, a netip.AddrPort) error { return c.cfg.Socket.WriteRaw(b, a) }
 	go func() {
 		n, err := portspray.Spray(ctx, write, ip, portspray.DefaultGuesses, makePacket(kindGuess, round))
@@ -292,35 +258,42 @@ func (c *Client) spray(ctx context.Context) {
 	}()
 }
 
-// holeFound takes a finished viewer-side fan-out: the winning socket
-// becomes a path of its own to the camera, probed next.
-func (c *Client) holeFound(ctx context.Context, r fanResult) {
+// fanDone takes a finished viewer-side fan-out: the core decides whether
+// its winner becomes a path (useHole) or is closed (dropHole).
+func (c *Client) fanDone(r fanResult) event {
 	if r.err != nil {
 		c.log.Info("fan-out found no hole", "camera", r.to, "err", r.err)
-		return
+		return nil
 	}
 	c.count(func(s *ClientStats) { s.Holes++ })
 	c.log.Info("fan-out found a hole", "camera", r.to, "local", r.w.Conn.LocalAddr(), "sockets", r.w.Opened)
-	if c.active != nil {
-		r.w.Conn.Close() // direct already: nothing will use it
+	if old := c.winners[r.to]; old != nil {
+		old.Conn.Close()
+	}
+	c.winners[r.to] = r.w
+	return holeFound{r.to}
+}
+
+// useHole makes the winning socket of a fan-out toward to a path of its
+// own to the camera: the next probe of to goes over it.
+func (c *Client) useHole(to netip.AddrPort) {
+	w := c.winners[to]
+	if w == nil {
 		return
 	}
+	delete(c.winners, to)
 	// Kept until Close: once quic-go has a path on it, closing it would
 	// close the connection (pathmux package comment).
-	sock := pathmux.New(r.w.Conn, c.cfg.OnNonQUIC)
+	sock := pathmux.New(w.Conn, c.cfg.OnNonQUIC)
 	c.mu.Lock()
 	c.holes = append(c.holes, sock)
 	c.mu.Unlock()
-	route, err := sock.Route(c.cfg.Relay, r.to)
+	route, err := sock.Route(c.cfg.Relay, to)
 	if err != nil {
+		c.log.Debug("hole not usable", "camera", to, "err", err)
 		return
 	}
-	if old := c.direct[r.to]; old != nil && old.path != nil {
-		c.abandon(old) // its Probe returns, and probed starts this one
-	}
-	c.direct[r.to] = &directPath{addr: r.to, sock: sock, route: route, tr: &quic.Transport{Conn: route}}
-	c.queue = append([]netip.AddrPort{r.to}, slices.DeleteFunc(c.queue, func(a netip.AddrPort) bool { return a == r.to })...)
-	c.probeNext(ctx)
+	c.direct[to] = &directPath{addr: to, sock: sock, route: route, tr: &quic.Transport{Conn: route}}
 }
 
 // HoleBytes is how many bytes of UDP payload the hole sockets of
@@ -335,24 +308,4 @@ func (c *Client) HoleBytes() uint64 {
 		}
 	}
 	return n
-}
-
-// publicCandidate is the camera's first advertised public address: its
-// reflexive address at the relay.
-func (c *Client) publicCandidate() (uint64, netip.AddrPort, bool) {
-	best, found := uint64(0), false
-	for seq, a := range c.remote {
-		if c.rank(a) == 1 && (!found || seq < best) {
-			best, found = seq, true
-		}
-	}
-	return best, c.remote[best], found
-}
-
-// reflexive is the viewer's own address as the camera reports it.
-func (c *Client) reflexive() (netip.AddrPort, bool) {
-	if c.cfg.Learner == nil {
-		return netip.AddrPort{}, false
-	}
-	return c.cfg.Learner.Current()
 }

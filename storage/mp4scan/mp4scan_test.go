@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/base/fmp4"
-	"github.com/camagent/camagent/storage/internal/testav"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 )
 
 // recording writes n access units as fragmented MP4 and returns the file
@@ -16,14 +16,14 @@ func recording(t testing.TB, n int) ([]byte, []int64) {
 	t.Helper()
 	var buf bytes.Buffer
 	var ends []int64
-	w, err := fmp4.NewWriter(&buf, testav.Track(), fmp4.Options{
+	w, err := fmp4.NewWriter(&buf, mediatest.Stream160x120.Track(), fmp4.Options{
 		MaxFragmentDuration: 500 * time.Millisecond,
 		AfterFragment:       func() error { ends = append(ends, int64(buf.Len())); return nil },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, au := range testav.AccessUnits(n, time.Unix(0, 0)) {
+	for _, au := range mediatest.Stream160x120.AccessUnits(n, time.Unix(0, 0)) {
 		if err := w.WriteAccessUnit(au); err != nil {
 			t.Fatal(err)
 		}

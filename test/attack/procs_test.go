@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // The suite runs the real binary. It is built once per run into a
@@ -27,9 +29,7 @@ var (
 
 func camagentBin(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("attack suite runs real processes; not in -short")
-	}
+	testtier.System(t, "make attack-test") // real processes; once per CI run
 	binOnce.Do(func() {
 		if p := os.Getenv("CAMAGENT_BIN"); p != "" {
 			binPath, binErr = filepath.Abs(p)

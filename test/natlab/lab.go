@@ -1,10 +1,5 @@
 //go:build linux
 
-// Package natlab builds NAT labs out of Linux network namespaces, veth pairs
-// and nftables (real kernel NAT, no emulation) and runs camagent's camera,
-// viewer and relay roles inside them; its test runs the NAT matrix of
-// issue 4 (`make netlab-matrix`, root only). docs/nat-matrix.md has the
-// topology and the results.
 package natlab
 
 import (
@@ -13,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -104,6 +100,12 @@ type Lab struct {
 	nsList []string // created, deleted by Close in reverse order
 	// WAN, Camera and Viewer are the namespaces the roles run in.
 	WAN, Camera, Viewer string
+	// CameraAddr and ViewerAddr are the hosts' own addresses (on their
+	// LAN, or on the internet when Public); CameraWAN and ViewerWAN are
+	// their outermost router's address on the internet (the host's own
+	// when Public): where a NAT maps them to.
+	CameraAddr, ViewerAddr netip.Addr
+	CameraWAN, ViewerWAN   netip.Addr
 }
 
 // New builds a lab with the camera behind cam and the viewer behind view.
@@ -130,12 +132,49 @@ func New(cam, view Kind, hairpin bool) (l *Lab, err error) {
 		return
 	}
 	if err == nil {
-		l.Camera, err = l.buildSide(cameraSide, cam)
+		l.Camera, l.CameraAddr, l.CameraWAN, err = l.buildSide(cameraSide, cam)
 	}
 	if err == nil {
-		l.Viewer, err = l.buildSide(viewerSide, view)
+		l.Viewer, l.ViewerAddr, l.ViewerWAN, err = l.buildSide(viewerSide, view)
 	}
 	return
+}
+
+// Forward sets whether the wan namespace routes between the sides. New
+// turns it on; a lab in which everything must end at the relay (no direct
+// path can exist at all, whatever the NATs) turns it off.
+func (l *Lab) Forward(on bool) error {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	return sysctl(l.WAN, "net/ipv4/ip_forward", v)
+}
+
+// Cut drops, in the wan namespace, every packet between internet
+// addresses a and b, both ways: the direct path between two sides goes
+// away while the relay stays reachable from both.
+func (l *Lab) Cut(a, b netip.Addr) error {
+	return nft(l.WAN, fmt.Sprintf(`table inet cut {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ip saddr %[1]s ip daddr %[2]s drop
+		ip saddr %[2]s ip daddr %[1]s drop
+	}
+}
+`, a, b))
+}
+
+// Reachable reports whether a UDP packet sent from namespace ns to addr
+// would leave with a route: the kernel has one to addr's network.
+func (l *Lab) Reachable(ns string, addr netip.AddrPort) bool {
+	return InNamespace(ns, func() error {
+		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}) == nil
 }
 
 // Close deletes every namespace of the lab, which also destroys their
@@ -192,8 +231,20 @@ func defaultRoute(ns, via string) error {
 	return run("ip", "-n", ns, "route", "add", "default", "via", via)
 }
 
-// buildSide makes the namespaces of one side and returns the host's.
-func (l *Lab) buildSide(s side, k Kind) (string, error) {
+// buildSide makes the namespaces of one side and returns the host's,
+// the host's address and its address on the internet.
+func (l *Lab) buildSide(s side, k Kind) (ns string, addr, wan netip.Addr, err error) {
+	wan = netip.MustParseAddr(s.public + ".2")
+	if k == Public {
+		addr = wan
+	} else {
+		addr = netip.MustParseAddr(s.lan + ".2")
+	}
+	ns, err = l.buildSideNS(s, k)
+	return ns, addr, wan, err
+}
+
+func (l *Lab) buildSideNS(s side, k Kind) (string, error) {
 	host, err := l.namespace(s.name)
 	if err != nil {
 		return "", err
@@ -256,6 +307,11 @@ func (l *Lab) nat(ns, rules string) error {
 	if err := sysctl(ns, "net/ipv4/ip_forward", "1"); err != nil {
 		return err
 	}
+	return nft(ns, rules)
+}
+
+// nft loads an nftables ruleset in namespace ns.
+func nft(ns, rules string) error {
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -299,12 +355,15 @@ func (l *Lab) hairpin() error {
 		if err := defaultRoute(host, s.lan+".1"); err != nil {
 			return err
 		}
+		addr := netip.MustParseAddr(fmt.Sprintf("%s.%d", s.lan, i+2))
 		if role == "cam" {
-			l.Camera = host
+			l.Camera, l.CameraAddr = host, addr
 		} else {
-			l.Viewer = host
+			l.Viewer, l.ViewerAddr = host, addr
 		}
 	}
+	l.CameraWAN = netip.MustParseAddr(s.public + ".2")
+	l.ViewerWAN = l.CameraWAN
 	return l.nat(router, natRules(PortRestricted, ""))
 }
 

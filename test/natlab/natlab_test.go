@@ -3,9 +3,12 @@
 package natlab
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 )
 
 // hold is how long each pair streams after connecting: long enough for a
@@ -23,17 +29,36 @@ import (
 // crossing, are then well under 1%).
 const hold = 7 * time.Second
 
-// TestMain runs the relay when the test binary is re-executed as the
-// relay's process (StartRelay).
-func TestMain(m *testing.M) {
-	if os.Getenv(relayChildEnv) != "" {
-		if err := RelayChild(); err != nil {
-			fmt.Fprintln(os.Stderr, "natlab relay:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+// TestRelayProcess is not a test: it is the relay's process of a lab
+// (StartRelay), this test binary re-executed in the wan namespace. A
+// relaytest relay on RelayAddr:RelayPort, registrations bound on
+// RelayAddr; its first line on stdout is "ready URL TOKEN", then it
+// answers each line on stdin with "from-camera to-camera" byte counts
+// until stdin closes.
+func TestRelayProcess(t *testing.T) {
+	if os.Getenv(relayChildEnv) == "" {
+		t.Skip("the relay's process of a lab (StartRelay)")
 	}
-	os.Exit(m.Run())
+	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(RelayAddr, RelayPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := relayserver.Config{Logger: debugLogger("relay"),
+		// The lab's "internet" is documentation ranges, which the relay's
+		// target policy refuses unless told otherwise.
+		AllowTargets: labTargets}
+	if os.Getenv("NATLAB_TRACE") != "" {
+		cfg.Tap = func(toCamera bool, b []byte) {
+			fmt.Fprintf(os.Stderr, "relay %s toCamera=%v %d bytes\n", time.Now().Format("15:04:05.000"), toCamera, len(b))
+		}
+	}
+	r := relaytest.StartOn(t, pc, cfg)
+	fmt.Printf("ready %s %s\n", r.URL, r.Token)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		m := r.Server.Metrics()
+		fmt.Printf("%d %d\n", m.BytesFromCamera.Load(), m.BytesToCamera.Load())
+	}
 }
 
 // TestNATMatrix runs every camera/viewer NAT pair in a fresh lab and
@@ -43,17 +68,7 @@ func TestMain(m *testing.M) {
 // relay, NATLAB_TRACE=1 every datagram the relay forwards, every path
 // event and the byte counters every 100 ms.
 func TestNATMatrix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the NAT matrix takes minutes: make netlab-matrix")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the NAT lab needs root (network namespaces, nftables)")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/deps.sh netlab)", tool)
-		}
-	}
+	requireLab(t, "the NAT matrix (make netlab-matrix, minutes)")
 	var pairs []Pair
 	for _, c := range Kinds {
 		for _, v := range Kinds {

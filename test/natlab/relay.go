@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,13 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/relayclient"
-	"github.com/camagent/camagent/p2p/relayserver"
 )
 
-// relayChildEnv marks the test binary re-executed as the relay (TestMain
-// calls RelayChild when it is set).
+// relayChildEnv marks the test binary re-executed as the relay: it runs
+// only TestRelayProcess, which serves while the variable is set.
 const relayChildEnv = "NATLAB_RELAY_CHILD"
 
 // Relay is camagent's MASQUE relay (p2p/relayserver, the code `camagent relay`
@@ -30,8 +27,8 @@ const relayChildEnv = "NATLAB_RELAY_CHILD"
 // opens a UDP socket for every registration (connect-udp-listen) from
 // whatever goroutine serves the request, and only a process that lives
 // entirely in the wan namespace opens them there. The process is this test
-// binary re-executed (RelayChild); the parent reads the relay's own byte
-// counters over a pipe.
+// binary re-executed (TestRelayProcess, a relaytest relay); the parent
+// reads the relay's own byte counters over a pipe.
 type Relay struct {
 	// URL is what cameras register with (relay.urls) and viewers locate
 	// cameras at (with the camera's locator added).
@@ -59,9 +56,8 @@ func StartRelay(ns string) (*Relay, error) {
 	if err != nil {
 		return nil, err
 	}
-	token := fmt.Sprintf("natlab-%d", time.Now().UnixNano())
-	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), relayChildEnv+"=1", "NATLAB_RELAY_TOKEN="+token)
+	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^TestRelayProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), relayChildEnv+"=1")
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -74,15 +70,18 @@ func StartRelay(ns string) (*Relay, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &Relay{Token: token, cmd: cmd, in: in, out: bufio.NewReader(out)}
+	r := &Relay{cmd: cmd, in: in, out: bufio.NewReader(out)}
 	ready := make(chan error, 1)
 	go func() {
 		line, err := r.out.ReadString('\n')
-		fp, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
-		if err == nil && !ok {
+		f := strings.Fields(line)
+		if err == nil && (len(f) != 3 || f[0] != "ready") {
 			err = fmt.Errorf("relay said %q", line)
 		}
-		r.URL = relayclient.RelayURL{Addr: netip.AddrPortFrom(RelayAddr, RelayPort).String(), Fingerprint: fp}
+		if err == nil {
+			r.URL, err = relayclient.ParseRelayURL(f[1])
+			r.Token = f[2]
+		}
 		ready <- err
 	}()
 	select {
@@ -139,51 +138,10 @@ func (r *Relay) Close() error {
 	}
 }
 
-// RelayChild is the relay process: it serves until stdin closes, answering
-// each line on stdin with "from-camera to-camera" byte counts. Its first
-// line on stdout is "ready FINGERPRINT".
-func RelayChild() error {
-	dir, err := os.MkdirTemp("", "natlab-relay")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	id, err := identity.LoadOrCreate(dir)
-	if err != nil {
-		return err
-	}
-	cfg := relayserver.Config{Identity: id, PublicIP: RelayAddr, Tokens: []string{os.Getenv("NATLAB_RELAY_TOKEN")},
-		// The lab's "internet" is documentation ranges, which the relay's
-		// target policy refuses unless told otherwise.
-		AllowTargets: []netip.Prefix{netip.MustParsePrefix(cameraSide.public + ".0/24"), netip.MustParsePrefix(viewerSide.public + ".0/24")},
-		Logger:       debugLogger("relay")}
-	if os.Getenv("NATLAB_TRACE") != "" {
-		cfg.Tap = func(toCamera bool, b []byte) {
-			fmt.Fprintf(os.Stderr, "relay %s toCamera=%v %d bytes\n", time.Now().Format("15:04:05.000"), toCamera, len(b))
-		}
-	}
-	srv, err := relayserver.New(cfg)
-	if err != nil {
-		return err
-	}
-	pc, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(RelayAddr, RelayPort)))
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(pc) }()
-	fmt.Printf("ready %s\n", id.Fingerprint)
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		m := srv.Metrics()
-		fmt.Printf("%d %d\n", m.BytesFromCamera.Load(), m.BytesToCamera.Load())
-	}
-	srv.Close()
-	pc.Close()
-	select {
-	case err := <-served:
-		return err
-	case <-time.After(2 * time.Second):
-		return nil
-	}
+// labTargets are the lab's two "internet" prefixes (documentation ranges),
+// which the relay must be told to forward to: its target policy refuses
+// them by default.
+var labTargets = []netip.Prefix{
+	netip.MustParsePrefix(cameraSide.public + ".0/24"),
+	netip.MustParsePrefix(viewerSide.public + ".0/24"),
 }

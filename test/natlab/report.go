@@ -68,8 +68,8 @@ NAT (nftables) and the product's code on every box: camagent's MASQUE relay
 (p2p/relayserver, connect-udp-listen) on the "internet", the agent
 (internal/core/agent: the synthetic test source at 640x360, 30 fps, H.264 with
 a key frame every second, its relay registration and NAT traversal wiring)
-behind the camera's NAT, and the viewer (internal/core/viewer DialLink,
-stream.Client, Link.StartTraversal, as ` + "`camagent view --via relay`" + `)
+behind the camera's NAT, and the viewer (internal/core/viewer Session:
+Dialer, stream.Client, Link.StartTraversal, as ` + "`camagent view --via relay`" + `)
 behind the viewer's. The viewer locates the camera at the relay, connects
 through it, and NAT traversal moves the live connection to a direct path
 where one exists.

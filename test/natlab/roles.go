@@ -140,17 +140,11 @@ func (cam *Camera) StartReference(ctx context.Context, ns string, vid *identity.
 	r := &Reference{cancel: cancel, done: make(chan struct{}), seen: map[int]bool{}}
 	local := cam.Offer
 	local.Addrs, local.Relays = []string{fmt.Sprintf("127.0.0.1:%d", CameraPort)}, nil
-	err := InNamespace(ns, func() error {
+	err := InNamespace(ns, func() (err error) {
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer dcancel()
-		conn, err := viewer.Dial(dctx, vid, local, stream.QUICConfig())
-		if err != nil {
-			return err
-		}
-		r.client, err = stream.NewClient(dctx, conn, "natlab-reference")
-		if err != nil {
-			conn.CloseWithError(0, "")
-		}
+		s := viewer.Session{Dialer: viewer.Dialer{Identity: vid, Route: viewer.RouteDirect}, Camera: local, Name: "natlab-reference"}
+		r.client, _, err = s.Open(dctx)
 		return err
 	})
 	if err != nil {
@@ -238,9 +232,9 @@ type PathEvent struct {
 	RelayBytes, ViewerBytes uint64
 }
 
-// Viewer is the viewer role, as `camagent view --via relay` runs it:
-// viewer.DialLink locates the camera at the relay and connects through
-// it, stream.Client reads the video, Link.StartTraversal moves the
+// Viewer is the viewer role, as `camagent view --via relay` runs it: a
+// viewer.Session locates the camera at the relay and connects through it,
+// its stream.Client reads the video, NAT traversal on its Link moves the
 // connection to a direct path when one opens.
 type Viewer struct {
 	Connected time.Time
@@ -268,22 +262,25 @@ func StartViewer(ctx context.Context, ns string, vid *identity.Identity, cam ide
 		return nil, err
 	}
 	log := debugLogger("viewer")
-	// DialLink opens the viewer's socket (and the locate connection to the
-	// relay), StartTraversal enumerates the host's interfaces: both in
-	// the namespace.
+	// The session opens the viewer's socket (and the locate connection to
+	// the relay), and its NAT traversal enumerates the host's interfaces:
+	// both in the namespace.
 	err := InNamespace(ns, func() (err error) {
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer dcancel()
-		v.Link, err = viewer.DialLink(dctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, log)
+		var noTraversal error
+		s := viewer.Session{
+			Dialer: viewer.Dialer{Identity: vid, Route: viewer.RouteRelay, Logger: log},
+			Camera: cam, Name: "natlab-viewer",
+			Listen: listenIn(ns), OnPath: v.onEvent,
+			TraversalFailed: func(err error) { noTraversal = err },
+		}
+		v.client, v.Link, err = s.Open(dctx)
 		if err != nil {
 			return err
 		}
-		v.Connected = time.Now()
-		v.Link.Listen = listenIn(ns)
-		if v.client, err = stream.NewClient(dctx, v.Link.Conn, "natlab-viewer"); err != nil {
-			return err
-		}
-		return v.Link.StartTraversal(v.client.NATChannel(), v.onEvent)
+		v.Connected = v.Link.Connected()
+		return noTraversal
 	})
 	if err != nil {
 		return fail(err)
@@ -293,18 +290,18 @@ func StartViewer(ctx context.Context, ns string, vid *identity.Identity, cam ide
 	return v, nil
 }
 
-func (v *Viewer) onEvent(e traversal.Event) {
+func (v *Viewer) onEvent(link *viewer.Link, e traversal.Event) {
 	if os.Getenv("NATLAB_TRACE") != "" {
 		fmt.Fprintf(os.Stderr, "event %s %v\n", time.Now().Format("15:04:05.000"), e.Kind)
 	}
-	pe := PathEvent{Event: e, RelayBytes: v.relay.FromCamera(), ViewerBytes: v.socketBytes()}
+	pe := PathEvent{Event: e, RelayBytes: v.relay.FromCamera(), ViewerBytes: socketBytes(link)}
 	v.mu.Lock()
 	first := e.Kind == traversal.EventDirect && !slices.ContainsFunc(v.events, func(p PathEvent) bool { return p.Kind == traversal.EventDirect })
 	v.events = append(v.events, pe)
 	v.mu.Unlock()
 	if first {
 		time.AfterFunc(settle, func() {
-			st := PathEvent{Event: traversal.Event{Kind: e.Kind, At: time.Now()}, RelayBytes: v.relay.FromCamera(), ViewerBytes: v.socketBytes()}
+			st := PathEvent{Event: traversal.Event{Kind: e.Kind, At: time.Now()}, RelayBytes: v.relay.FromCamera(), ViewerBytes: socketBytes(link)}
 			v.mu.Lock()
 			v.settled = &st
 			v.mu.Unlock()
@@ -323,8 +320,10 @@ func (v *Viewer) Settled() (PathEvent, bool) {
 }
 
 // socketBytes is what the viewer's socket received on every path.
-func (v *Viewer) socketBytes() uint64 {
-	ps := v.Link.PathStats()
+func (v *Viewer) socketBytes() uint64 { return socketBytes(v.Link) }
+
+func socketBytes(l *viewer.Link) uint64 {
+	ps := l.PathStats()
 	return ps.BytesDirect + ps.BytesRelay
 }
 
@@ -366,7 +365,7 @@ func (v *Viewer) Close() error {
 		v.client.Close()
 	}
 	if v.Link != nil {
-		v.Link.Conn.CloseWithError(0, "")
+		v.Link.Close()
 	}
 	if v.read != nil {
 		<-v.read

@@ -36,6 +36,15 @@ define CAMAGENT_INSTALL_INIT_SYSTEMD
 		$(TARGET_DIR)/usr/lib/sysusers.d/camagent.conf
 	$(INSTALL) -D -m 0644 $(@D)/systemd/camagent.sysctl \
 		$(TARGET_DIR)/usr/lib/sysctl.d/50-camagent.conf
+	$(INSTALL) -D -m 0644 $(@D)/systemd/camagent.udev \
+		$(TARGET_DIR)/usr/lib/udev/rules.d/60-camagent.rules
+endef
+
+# The config (from the board's rootfs overlay) may hold the relay token:
+# readable by the service's group only. Applied when the image is made,
+# after the overlay is copied. (docs/manual/makedev-syntax.txt)
+define CAMAGENT_PERMISSIONS
+	/etc/camagent/camagent.yaml f 640 root camagent - - - - -
 endef
 
 $(eval $(golang-package))

@@ -10,7 +10,8 @@ import (
 
 // WriteFile writes data to a temporary file beside filename, fsyncs it,
 // renames it over filename and fsyncs the directory so that the rename
-// itself survives power loss.
+// itself survives power loss. The file gets the directory's owner when
+// root writes it (see MatchDirOwner).
 func WriteFile(filename string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(filename)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(filename)+".tmp*")
@@ -26,6 +27,9 @@ func WriteFile(filename string, data []byte, perm os.FileMode) (err error) {
 	}()
 	if err = f.Chmod(perm); err != nil {
 		return fmt.Errorf("atomicfile: chmod %s: %w", tmp, err)
+	}
+	if err = MatchDirOwner(f, dir); err != nil {
+		return err
 	}
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", tmp, err)

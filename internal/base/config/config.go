@@ -84,7 +84,71 @@ type BoardConfig struct {
 // reachable from behind NAT (docs/relay.md).
 type RelayConfig struct {
 	URLs  []string `yaml:"urls" usage:"relay URLs, https://HOST:PORT/?fp=RELAY-KEY"`
-	Token string   `yaml:"token" usage:"bearer token the relays expect (if not allow-listed by key)"`
+	Token string   `yaml:"token" usage:"bearer token the relays expect (if not allow-listed by key); prefer token_file or $CAMAGENT_RELAY_TOKEN: a flag is visible in ps"`
+	// TokenFile holds the token (its first line), so that it appears
+	// neither on a command line (ps shows every process's arguments) nor
+	// in a config file that must stay readable.
+	TokenFile string `yaml:"token_file" usage:"file holding the relay bearer token (e.g. /etc/camagent/relay.token, mode 0640 root:camagent)"`
+}
+
+// TokenEnv is the environment variable the relay token may come from
+// (e.g. a unit's EnvironmentFile= or the `camagent relay` command).
+const TokenEnv = "CAMAGENT_RELAY_TOKEN"
+
+// ResolveToken returns the relay token from its one source: relay.token,
+// relay.token_file or the environment variable TokenEnv (read with
+// getenv). Setting more than one is an error, so that a stale token in
+// one place never silently wins over another.
+func (r RelayConfig) ResolveToken(getenv func(string) string) (string, error) {
+	env := strings.TrimSpace(getenv(TokenEnv))
+	var set []string
+	if r.Token != "" {
+		set = append(set, "relay.token")
+	}
+	if r.TokenFile != "" {
+		set = append(set, "relay.token_file")
+	}
+	if env != "" {
+		set = append(set, "$"+TokenEnv)
+	}
+	if len(set) > 1 {
+		return "", fmt.Errorf("relay token given %d ways (%s): set only one", len(set), strings.Join(set, ", "))
+	}
+	switch {
+	case r.TokenFile != "":
+		tokens, err := ReadTokenFile(r.TokenFile)
+		if err != nil {
+			return "", fmt.Errorf("relay.token_file: %w", err)
+		}
+		if len(tokens) != 1 {
+			return "", fmt.Errorf("relay.token_file %s: %d tokens, want one", r.TokenFile, len(tokens))
+		}
+		return tokens[0], nil
+	case env != "":
+		return env, nil
+	}
+	return r.Token, nil
+}
+
+// ReadTokenFile reads bearer tokens, one a line; blank lines and lines
+// starting with # are skipped.
+func ReadTokenFile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tokens []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tokens = append(tokens, line)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no token", path)
+	}
+	return tokens, nil
 }
 
 // LogConfig selects the log level and format.

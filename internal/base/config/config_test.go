@@ -152,3 +152,51 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestResolveToken: the relay token comes from exactly one of relay.token,
+// relay.token_file and $CAMAGENT_RELAY_TOKEN (issue 11 item 10).
+func TestResolveToken(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "relay.token")
+	if err := os.WriteFile(file, []byte("# the camera's token\nfrom-file\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n# none\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		r       RelayConfig
+		env     string
+		want    string
+		wantErr string
+	}{
+		{name: "none", want: ""},
+		{name: "config", r: RelayConfig{Token: "from-config"}, want: "from-config"},
+		{name: "file", r: RelayConfig{TokenFile: file}, want: "from-file"},
+		{name: "env", env: " from-env\n", want: "from-env"},
+		{name: "file and env", r: RelayConfig{TokenFile: file}, env: "from-env", wantErr: "set only one"},
+		{name: "token and file", r: RelayConfig{Token: "x", TokenFile: file}, wantErr: "set only one"},
+		{name: "missing file", r: RelayConfig{TokenFile: file + ".missing"}, wantErr: "no such file"},
+		{name: "empty file", r: RelayConfig{TokenFile: empty}, wantErr: "no token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.r.ResolveToken(func(k string) string {
+				if k != TokenEnv {
+					t.Errorf("getenv(%q)", k)
+				}
+				return tt.env
+			})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 func TestParse(t *testing.T) {
@@ -32,6 +34,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestProbeRejectsNonVideo(t *testing.T) {
+	testtier.Slow(t, "runs ffprobe")
 	if !Available() {
 		t.Skip("ffprobe not installed (make test installs it)")
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/camagent/camagent/internal/base/ffprobe"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
 
 	"github.com/Eyevinn/mp4ff/mp4"
 
@@ -16,40 +17,19 @@ import (
 	"github.com/camagent/camagent/internal/base/media"
 )
 
+// The test stream (mediatest): 160x120, 30 fps, IDR every 45 frames, AUD
+// and SPS/PPS before each IDR, 300 frames.
+var testStream = mediatest.Stream160x120
+
 const (
 	testW, testH = 160, 120
 	testGOP      = 45 // IDR period of the test stream
 	frameDur     = time.Second / 30
 )
 
-// testAccessUnits returns the 300 frames of the x264 test stream (160x120,
-// 30 fps, IDR every 45 frames, AUD and SPS/PPS before each IDR) as access
-// units with 30 fps timestamps.
-func testAccessUnits(t testing.TB) []media.AccessUnit {
-	t.Helper()
-	stream, err := os.ReadFile("testdata/stream-160x120-300.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nalus, err := h264.SplitAnnexB(stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var groups [][][]byte
-	for _, n := range nalus {
-		if h264.Type(n) == h264.NALUTypeAUD || len(groups) == 0 {
-			groups = append(groups, nil)
-		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], n)
-	}
-	aus := make([]media.AccessUnit, len(groups))
-	for i, g := range groups {
-		aus[i] = media.AccessUnit{
-			Codec: media.CodecH264, Data: h264.JoinAnnexB(g),
-			Key: h264.HasType(g, h264.NALUTypeIDR), PTS: time.Duration(i) * frameDur,
-		}
-	}
-	return aus
+// testAccessUnits is the test stream's 300 frames with PTS at 30 fps.
+func testAccessUnits() []media.AccessUnit {
+	return testStream.AccessUnits(testStream.Frames, time.Time{})
 }
 
 // firstSlice returns the first slice NAL unit of an Annex-B access unit.
@@ -66,11 +46,6 @@ func firstSlice(t testing.TB, au []byte) []byte {
 	}
 	t.Fatal("no slice")
 	return nil
-}
-
-func testTrack(t testing.TB, aus []media.AccessUnit) media.Track {
-	sps, pps := h264.ParameterSets(aus[0].Data)
-	return media.Track{Codec: media.CodecH264, Width: testW, Height: testH, FPS: 30, SPS: sps, PPS: pps}
 }
 
 // writeAll writes aus through a Writer and returns the file and the number
@@ -129,11 +104,11 @@ func parse(t *testing.T, file []byte) (*mp4.File, []parsedSample) {
 }
 
 func TestWriterRoundTrip(t *testing.T) {
-	aus := testAccessUnits(t)
+	aus := testAccessUnits()
 	if len(aus) != 300 {
 		t.Fatalf("test stream has %d access units, want 300", len(aus))
 	}
-	file, fragments := writeAll(t, testTrack(t, aus), aus, Options{})
+	file, fragments := writeAll(t, testStream.Track(), aus, Options{})
 	f, samples := parse(t, file)
 
 	if got := f.Init.Moov.Trak.Mdia.Mdhd.Timescale; got != Timescale {
@@ -205,7 +180,7 @@ func probeMP4(t *testing.T, path string, frames int, duration time.Duration) {
 }
 
 func TestWriterDefersInitUntilKeyFrame(t *testing.T) {
-	aus := testAccessUnits(t)
+	aus := testAccessUnits()
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, media.Track{Codec: media.CodecH264}, Options{})
 	if err != nil {
@@ -236,9 +211,9 @@ func TestWriterDefersInitUntilKeyFrame(t *testing.T) {
 }
 
 func TestWriterFlushMidStream(t *testing.T) {
-	aus := testAccessUnits(t)
+	aus := testAccessUnits()
 	var buf bytes.Buffer
-	w, err := NewWriter(&buf, testTrack(t, aus), Options{MaxFragmentDuration: time.Hour})
+	w, err := NewWriter(&buf, testStream.Track(), Options{MaxFragmentDuration: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,11 +256,11 @@ func TestWriterFlushMidStream(t *testing.T) {
 }
 
 func TestWriterRepeatedTimestamps(t *testing.T) {
-	aus := testAccessUnits(t)[:6]
+	aus := testAccessUnits()[:6]
 	for i := range aus {
 		aus[i].PTS = time.Duration(i/3) * frameDur // 0 0 0 33ms 33ms 33ms
 	}
-	file, _ := writeAll(t, testTrack(t, aus), aus, Options{})
+	file, _ := writeAll(t, testStream.Track(), aus, Options{})
 	_, samples := parse(t, file)
 	for i, s := range samples {
 		if s.Dur == 0 {
@@ -298,14 +273,10 @@ func TestWriterRepeatedTimestamps(t *testing.T) {
 }
 
 func TestWriterErrors(t *testing.T) {
-	aus := testAccessUnits(t)
-	track := testTrack(t, aus)
-	// An SPS for another picture size (the h264 package's 100x60 stream).
-	other, err := os.ReadFile("../h264/testdata/stream-100x60.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherSPS, _ := h264.ParameterSets(other)
+	aus := testAccessUnits()
+	track := testStream.Track()
+	// An SPS for another picture size (mediatest's 100x60 stream).
+	otherSPS := mediatest.Stream100x60.Track().SPS
 	changed := h264.JoinAnnexB([][]byte{otherSPS, track.PPS, firstSlice(t, aus[0].Data)})
 
 	tests := []struct {
@@ -337,9 +308,9 @@ func TestWriterErrors(t *testing.T) {
 }
 
 func TestAfterFragmentError(t *testing.T) {
-	aus := testAccessUnits(t)
+	aus := testAccessUnits()
 	boom := errors.New("fsync failed")
-	w, err := NewWriter(&bytes.Buffer{}, testTrack(t, aus), Options{AfterFragment: func() error { return boom }})
+	w, err := NewWriter(&bytes.Buffer{}, testStream.Track(), Options{AfterFragment: func() error { return boom }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,8 +323,8 @@ func TestAfterFragmentError(t *testing.T) {
 }
 
 func BenchmarkWriteAccessUnit(b *testing.B) {
-	aus := testAccessUnits(b)
-	w, err := NewWriter(discard{}, testTrack(b, aus), Options{})
+	aus := testAccessUnits()
+	w, err := NewWriter(discard{}, testStream.Track(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,13 +12,13 @@ import (
 // or instead of one, and requires errors rather than panics, and a file
 // mp4ff can read back whenever the writer reported success.
 func FuzzWriteAccessUnit(f *testing.F) {
-	aus := testAccessUnits(f)
+	aus := testAccessUnits()
 	for _, au := range aus[:3] {
 		f.Add(au.Data, true, true)
 		f.Add(au.Data, false, false)
 	}
 	f.Add([]byte{0, 0, 0, 1, 0x65}, true, false)
-	track := testTrack(f, aus)
+	track := testStream.Track()
 	f.Fuzz(func(t *testing.T, data []byte, key, knownTrack bool) {
 		tr := media.Track{Codec: media.CodecH264}
 		if knownTrack {

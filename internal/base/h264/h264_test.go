@@ -1,35 +1,12 @@
-package h264
+package h264_test
 
 import (
 	"bytes"
-	"os"
 	"testing"
-)
 
-// loadAccessUnits reads the x264 test stream (100x60, GOP 6, AUD on, SPS and
-// PPS before every IDR) and cuts it into Annex-B access units at
-// each access unit delimiter.
-func loadAccessUnits(t testing.TB) [][]byte {
-	t.Helper()
-	stream, err := os.ReadFile("testdata/stream-100x60.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nalus, err := SplitAnnexB(stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aus [][]byte
-	var cur [][]byte
-	for _, n := range nalus {
-		if Type(n) == NALUTypeAUD && len(cur) > 0 {
-			aus = append(aus, JoinAnnexB(cur))
-			cur = nil
-		}
-		cur = append(cur, n)
-	}
-	return append(aus, JoinAnnexB(cur))
-}
+	"github.com/camagent/camagent/internal/base/h264"
+	"github.com/camagent/camagent/internal/base/media/mediatest"
+)
 
 func TestSplitAnnexB(t *testing.T) {
 	tests := []struct {
@@ -50,7 +27,7 @@ func TestSplitAnnexB(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SplitAnnexB(tt.in)
+			got, err := h264.SplitAnnexB(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -67,12 +44,12 @@ func TestSplitAnnexB(t *testing.T) {
 }
 
 func TestAnnexBAVCCRoundTrip(t *testing.T) {
-	for i, au := range loadAccessUnits(t) {
-		avcc, err := AnnexBToAVCC(au)
+	for i, au := range mediatest.Stream100x60.Units() {
+		avcc, err := h264.AnnexBToAVCC(au)
 		if err != nil {
 			t.Fatalf("AU %d: %v", i, err)
 		}
-		back, err := AVCCToAnnexB(avcc)
+		back, err := h264.AVCCToAnnexB(avcc)
 		if err != nil {
 			t.Fatalf("AU %d: %v", i, err)
 		}
@@ -98,7 +75,7 @@ func TestSplitAVCC(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SplitAVCC(tt.in)
+			got, err := h264.SplitAVCC(tt.in)
 			if (err != nil) != tt.wantErr || len(got) != tt.want {
 				t.Fatalf("got %d units, err %v; want %d units, wantErr %v", len(got), err, tt.want, tt.wantErr)
 			}
@@ -107,24 +84,24 @@ func TestSplitAVCC(t *testing.T) {
 }
 
 func TestKeyFramesAndParameterSets(t *testing.T) {
-	aus := loadAccessUnits(t)
+	aus := mediatest.Stream100x60.Units()
 	if len(aus) != 12 {
 		t.Fatalf("got %d access units, want 12", len(aus))
 	}
 	for i, au := range aus {
 		wantKey := i%6 == 0
-		if got := IsKeyFrame(au); got != wantKey {
+		if got := h264.IsKeyFrame(au); got != wantKey {
 			t.Errorf("AU %d: IsKeyFrame = %v, want %v", i, got, wantKey)
 		}
 	}
-	sps, pps := ParameterSets(aus[0])
-	if Type(sps) != NALUTypeSPS || Type(pps) != NALUTypePPS {
+	sps, pps := h264.ParameterSets(aus[0])
+	if h264.Type(sps) != h264.NALUTypeSPS || h264.Type(pps) != h264.NALUTypePPS {
 		t.Fatalf("first AU: sps %x pps %x", sps, pps)
 	}
-	if s, p := ParameterSets(aus[6]); !bytes.Equal(s, sps) || !bytes.Equal(p, pps) {
+	if s, p := h264.ParameterSets(aus[6]); !bytes.Equal(s, sps) || !bytes.Equal(p, pps) {
 		t.Fatalf("second IDR lacks the parameter sets")
 	}
-	info, err := ParseSPS(sps)
+	info, err := h264.ParseSPS(sps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +114,8 @@ func TestKeyFramesAndParameterSets(t *testing.T) {
 }
 
 func TestWithParameterSets(t *testing.T) {
-	aus := loadAccessUnits(t)
-	sps, pps := ParameterSets(aus[0])
+	aus := mediatest.Stream100x60.Units()
+	sps, pps := h264.ParameterSets(aus[0])
 	tests := []struct {
 		name      string
 		au        []byte
@@ -150,19 +127,19 @@ func TestWithParameterSets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nalus, err := SplitAnnexB(tt.au)
+			nalus, err := h264.SplitAnnexB(tt.au)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, added := WithParameterSets(nalus, sps, pps)
+			got, added := h264.WithParameterSets(nalus, sps, pps)
 			if added != tt.wantAdded || (len(got) != len(nalus)) != added {
 				t.Fatalf("added = %v, want %v", added, tt.wantAdded)
 			}
 			if !tt.wantAdded {
 				return
 			}
-			if Type(got[0]) != NALUTypeAUD || Type(got[1]) != NALUTypeSPS || Type(got[2]) != NALUTypePPS {
-				t.Errorf("order = %v %v %v, want AUD SPS PPS", Type(got[0]), Type(got[1]), Type(got[2]))
+			if h264.Type(got[0]) != h264.NALUTypeAUD || h264.Type(got[1]) != h264.NALUTypeSPS || h264.Type(got[2]) != h264.NALUTypePPS {
+				t.Errorf("order = %v %v %v, want AUD SPS PPS", h264.Type(got[0]), h264.Type(got[1]), h264.Type(got[2]))
 			}
 		})
 	}
@@ -181,7 +158,7 @@ func TestParseSPSRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := ParseSize(tt.in); err == nil {
+			if _, _, err := h264.ParseSize(tt.in); err == nil {
 				t.Fatal("ParseSize accepted bad input")
 			}
 		})
@@ -191,27 +168,27 @@ func TestParseSPSRejects(t *testing.T) {
 func TestTypeAndVCL(t *testing.T) {
 	tests := []struct {
 		nalu []byte
-		typ  NALUType
+		typ  h264.NALUType
 		vcl  bool
 	}{
 		{nil, 0, false},
-		{[]byte{0x65}, NALUTypeIDR, true},
-		{[]byte{0x41}, NALUTypeNonIDR, true},
-		{[]byte{0x67}, NALUTypeSPS, false},
-		{[]byte{0x06}, NALUTypeSEI, false},
+		{[]byte{0x65}, h264.NALUTypeIDR, true},
+		{[]byte{0x41}, h264.NALUTypeNonIDR, true},
+		{[]byte{0x67}, h264.NALUTypeSPS, false},
+		{[]byte{0x06}, h264.NALUTypeSEI, false},
 	}
 	for _, tt := range tests {
-		if Type(tt.nalu) != tt.typ || IsVCL(tt.nalu) != tt.vcl {
-			t.Errorf("%x: type %v vcl %v, want %v %v", tt.nalu, Type(tt.nalu), IsVCL(tt.nalu), tt.typ, tt.vcl)
+		if h264.Type(tt.nalu) != tt.typ || h264.IsVCL(tt.nalu) != tt.vcl {
+			t.Errorf("%x: type %v vcl %v, want %v %v", tt.nalu, h264.Type(tt.nalu), h264.IsVCL(tt.nalu), tt.typ, tt.vcl)
 		}
 	}
 }
 
 func BenchmarkSplitAnnexB(b *testing.B) {
-	au := loadAccessUnits(b)[0]
+	au := mediatest.Stream100x60.Units()[0]
 	b.SetBytes(int64(len(au)))
 	for b.Loop() {
-		if _, err := SplitAnnexB(au); err != nil {
+		if _, err := h264.SplitAnnexB(au); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -221,15 +198,15 @@ func BenchmarkSplitAnnexB(b *testing.B) {
 // that send headers only once do.
 func stripParameterSets(t testing.TB, au []byte) []byte {
 	t.Helper()
-	nalus, err := SplitAnnexB(au)
+	nalus, err := h264.SplitAnnexB(au)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var kept [][]byte
 	for _, n := range nalus {
-		if Type(n) != NALUTypeSPS && Type(n) != NALUTypePPS {
+		if h264.Type(n) != h264.NALUTypeSPS && h264.Type(n) != h264.NALUTypePPS {
 			kept = append(kept, n)
 		}
 	}
-	return JoinAnnexB(kept)
+	return h264.JoinAnnexB(kept)
 }

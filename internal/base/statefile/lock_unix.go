@@ -4,7 +4,10 @@ package statefile
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
+
+	"github.com/camagent/camagent/internal/base/atomicfile"
 )
 
 // Lock blocks until it holds an exclusive flock on path (created if
@@ -14,6 +17,12 @@ import (
 func Lock(path string) (unlock func(), err error) {
 	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	// A lock file root creates (sudo camagent pair) must stay openable
+	// by the service user who owns the directory.
+	if err := atomicfile.MatchDirOwner(fh, filepath.Dir(path)); err != nil {
+		fh.Close()
 		return nil, err
 	}
 	for {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 type counter struct {
@@ -134,6 +136,7 @@ func TestConcurrentProcessesLoseNothing(t *testing.T) {
 		}
 		return
 	}
+	testtier.Slow(t, "re-executes the test binary as concurrent writers")
 	path := filepath.Join(t.TempDir(), "c.json")
 	const procs, each = 2, 25
 	var wg sync.WaitGroup

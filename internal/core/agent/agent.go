@@ -1,6 +1,10 @@
-// Package agent runs the camera: capture, encoding, the QUIC server that
-// serves paired viewers and pairing requests, and the health figures that
-// the systemd watchdog and status lines are fed from.
+// Package agent is the camera's composition root: RunService is the whole
+// process that `camagent agent` runs under systemd: the Agent (capture,
+// encoding, the QUIC server that serves paired viewers, recordings and
+// pairing requests, relay registrations, and the health figures), the
+// board around it (status LED, PIR, IR-cut, hardware watchdog, the local
+// status endpoint) and the systemd notifier that feeds the watchdog from
+// those health figures.
 package agent
 
 import (
@@ -51,10 +55,19 @@ type Agent struct {
 
 	mu    sync.Mutex
 	conns map[*quic.Conn]string // live viewer connections and their fingerprints
+
+	// Lifecycle: Run or Close ends in done, err.
+	life    sync.Mutex
+	started bool               // Run was called
+	closed  bool               // Close was called
+	cancel  context.CancelFunc // stops Run
+	done    chan struct{}
+	err     error
 }
 
 // New prepares an agent: identity, stores and the listening socket. It does
-// not open the camera yet; Run does.
+// not open the camera yet; Run does. Close releases it whether or not it
+// ran.
 func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	log = logging.Discard(log)
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -86,6 +99,7 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		cfg: cfg, log: log, id: id, viewers: viewers, codes: codes, ln: ln, rec: rec, relays: relays,
 		now:   time.Now,
 		ready: make(chan struct{}),
+		done:  make(chan struct{}),
 		conns: map[*quic.Conn]string{},
 		hub:   stream.NewHub(stream.HubConfig{CameraName: cfg.Name, Logger: log.With("component", "hub")}),
 	}
@@ -126,8 +140,59 @@ func (a *Agent) Status() string {
 	return fmt.Sprintf("%d viewers, %d frames captured", st.Viewers, a.frames.Load())
 }
 
-// Run captures and serves until ctx ends, then closes everything.
+// errRunAgain is Run's answer on an agent that already ran or was closed.
+var errRunAgain = errors.New("agent: Run called twice or after Close")
+
+// Run captures and serves until ctx ends, Close is called or the capture
+// or the listener fails, then closes everything. It returns what Err
+// returns.
 func (a *Agent) Run(ctx context.Context) error {
+	a.life.Lock()
+	if a.started || a.closed {
+		a.life.Unlock()
+		return errRunAgain
+	}
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.started = true
+	a.life.Unlock()
+	a.err = a.run(ctx)
+	close(a.done)
+	return a.err
+}
+
+// Close stops Run and waits for it to have closed everything; on an agent
+// that never ran it releases what New opened. It is safe to call more than
+// once and from any goroutine.
+func (a *Agent) Close() error {
+	a.life.Lock()
+	first := !a.closed
+	a.closed = true
+	started := a.started
+	if started {
+		a.cancel()
+	}
+	a.life.Unlock()
+	if first && !started {
+		a.release()
+		close(a.done)
+	}
+	<-a.done
+	return nil
+}
+
+// Done is closed when the agent has stopped (Run returned, or Close
+// released an agent that never ran).
+func (a *Agent) Done() <-chan struct{} { return a.done }
+
+// Err is why the agent stopped, once Done is closed: nil when Run's
+// context ended or Close stopped it, otherwise the capture or listener
+// failure.
+func (a *Agent) Err() error {
+	<-a.done
+	return a.err
+}
+
+func (a *Agent) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -152,6 +217,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// release closes what New opened, for an agent that never ran.
+func (a *Agent) release() {
+	a.ln.Close()
+	a.relays.close()
+	a.hub.Close()
+	a.rec.Close()
 }
 
 func (a *Agent) defaultSource() (capture.Source, error) {

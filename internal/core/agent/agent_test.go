@@ -17,6 +17,7 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/base/media"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/stream"
@@ -33,6 +34,7 @@ func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
 // testAgentWith is testAgent with a hook between New and Run.
 func testAgentWith(t *testing.T, mutate func(*config.Config), beforeRun func(*Agent)) *Agent {
 	t.Helper()
+	testtier.Slow(t, "an agent streaming QUIC on loopback")
 	cfg := config.Default()
 	cfg.Name = "test-camera"
 	cfg.StateDir = t.TempDir()
@@ -89,7 +91,7 @@ func connectViewer(t *testing.T, id *identity.Identity, cam identity.Camera) (*q
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := viewer.Dial(ctx, id, cam, stream.QUICConfig())
+	conn, err := dial(ctx, id, cam, stream.ALPN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestUnpairedViewerRefusedAtHandshake(t *testing.T) {
 	cam := identity.Camera{Name: "x", Fingerprint: a.Identity().Fingerprint, Addrs: []string{a.Addr().String()}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := viewer.Dial(ctx, stranger, cam, stream.QUICConfig())
+	conn, err := dial(ctx, stranger, cam, stream.ALPN)
 	if err == nil {
 		// TLS 1.3 lets the client finish before the server has checked its
 		// certificate; the refusal then arrives as the connection's close.
@@ -223,7 +225,7 @@ func TestRevokedViewerIsDisconnected(t *testing.T) {
 	if err := context.Cause(conn.Context()); !errors.As(err, &ae) || ae.ErrorCode != quic.ApplicationErrorCode(wire.ErrorUnauthorised) {
 		t.Fatalf("close reason %v, want UNAUTHORISED", err)
 	}
-	if _, err := viewer.Dial(ctx, id, cam, stream.QUICConfig()); err == nil {
+	if _, err := dial(ctx, id, cam, stream.ALPN); err == nil {
 		// As above, the refusal may come just after the client's handshake.
 		if _, err = connectAfterRevoke(ctx, id, cam); err == nil {
 			t.Fatal("revoked viewer could connect again")
@@ -232,7 +234,7 @@ func TestRevokedViewerIsDisconnected(t *testing.T) {
 }
 
 func connectAfterRevoke(ctx context.Context, id *identity.Identity, cam identity.Camera) (*stream.Client, error) {
-	conn, err := viewer.Dial(ctx, id, cam, stream.QUICConfig())
+	conn, err := dial(ctx, id, cam, stream.ALPN)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/stream"
 )
@@ -83,11 +85,11 @@ func TestViewerThroughRelayGoesDirect(t *testing.T) {
 }
 
 func testGoesDirect(t *testing.T, ip netip.Addr) {
-	srv, relayURL := startTestRelayAt(t, ip, nil)
+	rl := relaytest.StartAt(t, ip, relayserver.Config{})
 
 	src := &recordingSource{}
 	a := testAgentWith(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 		c.Listen = net.JoinHostPort(ip.String(), "0")
 	}, func(a *Agent) {
 		open := a.openSource
@@ -99,7 +101,7 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	public := waitRegistered(ctx, t, a, relayURL)
+	public := waitRegistered(ctx, t, a, rl)
 	// The relay observed the registration on the camera's QUIC socket: a
 	// reflexive candidate (here the same as the host one).
 	if !slices.Contains(a.relays.nat.candidates(), netip.MustParseAddrPort(a.Addr().String())) {
@@ -111,11 +113,11 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 		t.Fatal(err)
 	}
 
-	link, err := viewer.DialLink(ctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, nil)
+	link, err := viewer.Dialer{Identity: vid, Route: viewer.RouteRelay}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	if !link.Relayed() || link.Conn.RemoteAddr().String() != public {
 		t.Fatalf("viewer connected to %v, want the relay's public address %s", link.Conn.RemoteAddr(), public)
 	}
@@ -160,7 +162,7 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 		case <-tick.C:
 			if !switched.IsZero() && !steady && time.Since(switched) >= 500*time.Millisecond {
 				steady = true
-				relaySteady = srv.Metrics().BytesFromCamera.Load()
+				relaySteady = rl.Server.Metrics().BytesFromCamera.Load()
 				directSteady = link.PathStats().BytesDirect
 			}
 		case f, ok := <-frames:
@@ -176,7 +178,7 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 				}
 				if switched.IsZero() {
 					switched = e.At
-					relayAtSwitch = srv.Metrics().BytesFromCamera.Load()
+					relayAtSwitch = rl.Server.Metrics().BytesFromCamera.Load()
 					directAtSwitch = link.PathStats().BytesDirect
 				}
 			case traversal.EventRelay:
@@ -202,7 +204,7 @@ func testGoesDirect(t *testing.T, ip netip.Addr) {
 	if n := a.ViewersRelayed(); n != 0 {
 		t.Errorf("%d viewers counted as relayed after the switch", n)
 	}
-	relayEnd := srv.Metrics().BytesFromCamera.Load()
+	relayEnd := rl.Server.Metrics().BytesFromCamera.Load()
 	relayAfter := relayEnd - relayAtSwitch
 	directAfter := ps.BytesDirect - directAtSwitch
 	relaySteadyBytes, directSteadyBytes := relayEnd-relaySteady, ps.BytesDirect-directSteady

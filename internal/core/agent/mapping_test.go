@@ -10,19 +10,21 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/logging"
 	"github.com/camagent/camagent/p2p/natwire"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 )
 
 // On loopback nothing translates: the probe comes back from the address
 // the relay saw the registration come from, so the mapping is
 // endpoint-independent.
 func TestAgentMeasuresItsNATMappingThroughTheRelay(t *testing.T) {
-	_, relayURL := startTestRelay(t, nil)
+	rl := relaytest.Start(t, relayserver.Config{})
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waitRegistered(ctx, t, a, relayURL)
+	waitRegistered(ctx, t, a, rl)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for a.NATMapping() != natwire.MappingIndependent {

@@ -41,6 +41,9 @@ type natState struct {
 	finished traversal.ServerStats // of the Servers that ended
 }
 
+// hostAddrs lists the host candidates; a test makes it fail.
+var hostAddrs = candidate.HostAddrs
+
 // newNATState gathers host candidates on the direct socket's port and
 // starts the Responder on the transport's non-QUIC packets.
 func newNATState(tr *quic.Transport, mux *relayclient.Mux, log *slog.Logger) (*natState, error) {
@@ -48,9 +51,15 @@ func newNATState(tr *quic.Transport, mux *relayclient.Mux, log *slog.Logger) (*n
 	if err != nil {
 		return nil, err
 	}
-	hosts, prefixes, err := candidate.HostAddrs(local.Port(), candidate.HostOptions{Loopback: local.Addr().IsLoopback()})
+	// Listing interfaces needs a netlink socket, which a sandbox may refuse
+	// (RestrictAddressFamilies= without AF_NETLINK). Host candidates only
+	// serve same-LAN viewers: without them the camera still has the
+	// reflexive candidates its relays observe, so carry on (logged once,
+	// here) rather than fail the agent and have systemd restart it forever.
+	hosts, prefixes, err := hostAddrs(local.Port(), candidate.HostOptions{Loopback: local.Addr().IsLoopback()})
 	if err != nil {
-		return nil, err
+		log.Warn("no host candidates: same-LAN viewers go through the relay", "err", err)
+		hosts, prefixes = nil, nil
 	}
 	n := &natState{
 		cands:  candidate.NewSet(),

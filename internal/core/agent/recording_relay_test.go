@@ -13,10 +13,11 @@ import (
 	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/p2p/relayclient"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/storage/playback"
 	"github.com/camagent/camagent/storage/recwire"
-	"github.com/camagent/camagent/stream"
 )
 
 // TestRecordingExportThroughRelay exports a clip over the recordings
@@ -30,17 +31,17 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0): nothing to record")
 	}
 	var tap tapBuffer
-	_, relayURL := startTestRelay(t, tap.tap)
+	rl := relaytest.Start(t, relayserver.Config{Tap: tap.tap})
 
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 		c.Storage.Mode = "continuous"
 		c.Storage.SegmentDuration = 2 * time.Second
 		c.Storage.MinFreeMegabytes = 0
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	public := waitRegistered(ctx, t, a, relayURL)
+	public := waitRegistered(ctx, t, a, rl)
 
 	// Pair, then forget the camera's address: only its relay is left, as
 	// for a phone away from home.
@@ -51,11 +52,11 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	}
 	cam.Addrs, cam.Relays = nil, relays
 
-	link, err := viewer.DialLinkALPN(ctx, id, cam, stream.QUICConfig(), viewer.RouteAuto, playback.ALPN, nil)
+	link, err := viewer.Dialer{Identity: id, ALPN: playback.ALPN}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatalf("recordings through the relay: %v", err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	if !link.Relayed() || link.Conn.RemoteAddr().String() != public {
 		t.Fatalf("viewer connected to %s (relayed %v), want the relay's public address %s",
 			link.Conn.RemoteAddr(), link.Relayed(), public)
@@ -126,13 +127,13 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 // camera's NAT traversal stream, as live video does, and keeps serving
 // requests there; the relay then carries none of them.
 func TestRecordingsThroughRelayGoDirect(t *testing.T) {
-	srv, relayURL := startTestRelay(t, nil)
+	rl := relaytest.Start(t, relayserver.Config{})
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	waitRegistered(ctx, t, a, relayURL)
+	waitRegistered(ctx, t, a, rl)
 	id, cam := pairViewer(t, a, "phone")
 	relays, err := relayclient.OfferURLs(a.cfg.Relay.URLs, a.Identity())
 	if err != nil {
@@ -140,11 +141,11 @@ func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	}
 	cam.Addrs, cam.Relays = nil, relays
 
-	link, err := viewer.DialLinkALPN(ctx, id, cam, stream.QUICConfig(), viewer.RouteRelay, playback.ALPN, nil)
+	link, err := viewer.Dialer{Identity: id, Route: viewer.RouteRelay, ALPN: playback.ALPN}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer link.Conn.CloseWithError(0, "")
+	defer link.Close()
 	events := make(chan traversal.Event, 16)
 	link.AcceptTraversal(func(e traversal.Event) { events <- e })
 	client := playback.NewClient(link.Conn)
@@ -161,7 +162,7 @@ func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	}
 	// Stills: tens of kilobytes each, so that answers through the relay
 	// would stand out from a stray packet.
-	before := srv.Metrics().BytesFromCamera.Load()
+	before := rl.Server.Metrics().BytesFromCamera.Load()
 	var got int
 	for range 3 {
 		jpeg, err := client.Still(ctx)
@@ -173,7 +174,7 @@ func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	if ps := link.PathStats(); ps.Path != "direct" || ps.Switches != 1 {
 		t.Fatalf("path figures %+v", ps)
 	}
-	relayed := srv.Metrics().BytesFromCamera.Load() - before
+	relayed := rl.Server.Metrics().BytesFromCamera.Load() - before
 	t.Logf("3 stills, %d bytes, on the direct path; the relay carried %d bytes meanwhile", got, relayed)
 	if relayed > uint64(got)/100 {
 		t.Fatalf("the relay carried %d bytes while %d bytes of stills came direct", relayed, got)

@@ -15,10 +15,8 @@ import (
 	"github.com/camagent/camagent/capture/encode"
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/media"
-	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/storage/playback"
-	"github.com/camagent/camagent/stream"
 )
 
 // TestRecordingPlaybackOverQUIC records the test source continuously with
@@ -39,7 +37,7 @@ func TestRecordingPlaybackOverQUIC(t *testing.T) {
 	id, cam := pairViewer(t, a, "phone")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := viewer.DialALPN(ctx, id, cam, stream.QUICConfig(), playback.ALPN)
+	conn, err := dial(ctx, id, cam, playback.ALPN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +142,7 @@ func TestRecordingPlaybackOverQUIC(t *testing.T) {
 	}
 
 	stranger, _ := identity.LoadOrCreate(t.TempDir())
-	sconn, err := viewer.DialALPN(ctx, stranger, cam, stream.QUICConfig(), playback.ALPN)
+	sconn, err := dial(ctx, stranger, cam, playback.ALPN)
 	if err == nil {
 		_, err = playback.NewClient(sconn).List(ctx, time.Time{}, time.Time{})
 	}

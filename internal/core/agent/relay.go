@@ -99,6 +99,7 @@ func (r *relayState) run(ctx context.Context) {
 
 func (r *relayState) close() {
 	if r != nil {
+		r.keeper.Close() // stops run, or keeps it from starting
 		r.nat.close()
 		r.tr.Close()
 		r.mux.Close()

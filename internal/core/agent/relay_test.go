@@ -13,6 +13,8 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/h264"
 	"github.com/camagent/camagent/internal/core/viewer"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -38,14 +40,14 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 		t.Skip("software H.264 unavailable (CGO_ENABLED=0)")
 	}
 	var tap tapBuffer
-	_, relayURL := startTestRelay(t, tap.tap)
+	rl := relaytest.Start(t, relayserver.Config{Tap: tap.tap})
 
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	public := waitRegistered(ctx, t, a, relayURL)
+	public := waitRegistered(ctx, t, a, rl)
 
 	// Pair through the relay's public address: the offer has no direct one.
 	vid, cam, err := joinOffer(ctx, t, a, "phone", public)
@@ -56,11 +58,12 @@ func TestViewerThroughRelaySeesVideoRelaySeesNoPlaintext(t *testing.T) {
 		t.Fatalf("paired camera keeps relays %v", cam.Relays)
 	}
 
-	conn, err := viewer.DialRoute(ctx, vid, cam, stream.QUICConfig(), viewer.RouteRelay, nil)
+	link, err := viewer.Dialer{Identity: vid, Route: viewer.RouteRelay}.Dial(ctx, cam)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.CloseWithError(0, "")
+	defer link.Close()
+	conn := link.Conn
 	if got := conn.RemoteAddr().String(); got != public {
 		t.Fatalf("viewer connected to %s, want the relay's public address %s", got, public)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/camagent/camagent/internal/base/dialrace"
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/p2p/relayclient"
+	"github.com/camagent/camagent/p2p/relayserver"
+	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/stream"
 )
 
@@ -20,16 +22,16 @@ import (
 // loopback, and returns the agent and its public address at the relay.
 func relayedAgent(t *testing.T) (*Agent, string) {
 	t.Helper()
-	_, relayURL := startTestRelay(t, nil)
+	rl := relaytest.Start(t, relayserver.Config{})
 	a := testAgent(t, func(c *config.Config) {
-		useRelay(c, relayURL)
+		useRelay(c, rl)
 	})
 	select {
 	case <-a.RelayKeeper().Registered():
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent never registered with the relay")
 	}
-	return a, a.RelayKeeper().Public()[relayURL.Addr]
+	return a, a.RelayKeeper().Public()[rl.Addr.String()]
 }
 
 // blackHole is an address that takes UDP packets and never answers: a
@@ -97,7 +99,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	// View --via auto with the head start on a clock the test drives.
 	clock := manualClock{asked: make(chan chan time.Time, 4)}
 	var trace traceLog
-	d := viewer.Dialer{After: clock.After, Trace: trace.add}
+	d := viewer.Dialer{Identity: vid, After: clock.After, Trace: trace.add}
 	start := time.Now()
 	type dialed struct {
 		l   *viewer.Link
@@ -105,7 +107,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	}
 	res := make(chan dialed, 1)
 	go func() {
-		l, err := d.DialLink(ctx, vid, cam, stream.QUICConfig(), viewer.RouteAuto)
+		l, err := d.Dial(ctx, cam)
 		res <- dialed{l, err}
 	}()
 	// The direct attempt starts alone and asks for its head start; the
@@ -127,7 +129,7 @@ func TestPairThroughRelayAndRaceDirectAgainstRelay(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	defer r.l.Conn.CloseWithError(0, "")
+	defer r.l.Close()
 	if !r.l.Relayed() || r.l.Conn.RemoteAddr().String() != public {
 		t.Fatalf("connected to %s (relayed %v), want the relay's public address %s", r.l.Conn.RemoteAddr(), r.l.Relayed(), public)
 	}

@@ -27,6 +27,10 @@ import (
 // traversal can move it to a direct path: the socket's one NAT mapping is
 // the address the camera observes and punches toward
 // (docs/nat-traversal.md §3.1).
+//
+// A Link lives as long as its connection: Close closes it, Done is closed
+// once the connection has ended and the link's sockets are released, and
+// Err says why it ended.
 type Link struct {
 	Conn *quic.Conn
 	log  *slog.Logger
@@ -53,6 +57,10 @@ type Link struct {
 	stun    *stunProbe
 	learner atomic.Pointer[discovery.Learner] // set by StartTraversal, read by Mapping from anywhere
 
+	done   chan struct{}
+	closed atomic.Bool // Close was called
+	err    error
+
 	mu        sync.Mutex
 	trav      *traversal.Client
 	path      string // "direct" or "relay"
@@ -62,12 +70,50 @@ type Link struct {
 	fallbacks int
 }
 
+// Connected is when the connection completed its handshake.
+func (l *Link) Connected() time.Time { return l.connected }
+
 // Relayed reports whether the connection was dialled through a relay.
 func (l *Link) Relayed() bool { return l.sock != nil }
 
+// Close closes the connection and waits until the link's sockets and NAT
+// traversal are released. It is safe to call more than once.
+func (l *Link) Close() error {
+	l.closed.Store(true)
+	l.Conn.CloseWithError(0, "bye")
+	<-l.done
+	return nil
+}
+
+// Done is closed once the connection has ended and the link has released
+// its sockets and stopped NAT traversal.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err is why the link ended, once Done is closed: nil after Close,
+// otherwise the connection's close cause (an idle timeout, the camera's
+// close, or a close of Conn by its user, such as stream.Client.Close).
+func (l *Link) Err() error {
+	<-l.done
+	return l.err
+}
+
+// ended records why the connection ended and closes Done; it runs once,
+// after the connection's context is done and the link has cleaned up.
+func (l *Link) ended() {
+	if !l.closed.Load() {
+		l.err = context.Cause(l.Conn.Context())
+	}
+	close(l.done)
+}
+
 // directLink wraps a connection dialled straight to the camera.
 func directLink(conn *quic.Conn, log *slog.Logger) *Link {
-	return &Link{Conn: conn, log: log, path: "direct", connected: time.Now(), wentDir: true}
+	l := &Link{Conn: conn, log: log, path: "direct", connected: time.Now(), wentDir: true, done: make(chan struct{})}
+	go func() {
+		<-conn.Context().Done()
+		l.ended()
+	}()
+	return l
 }
 
 // dialRelayed dials the relay's public address for the camera from a
@@ -86,7 +132,7 @@ func dialRelayed(ctx context.Context, pub, relay netip.AddrPort, tlsConf *tls.Co
 	// the camera never advertised is how a symmetric NAT's mapping toward
 	// this viewer is learned (peer-reflexive). Keepalive echoes only
 	// refresh LastHeard.
-	l := &Link{log: log, relay: pub, path: "relay"}
+	l := &Link{log: log, relay: pub, path: "relay", done: make(chan struct{})}
 	if relay.IsValid() {
 		if l.stun, err = newSTUNProbe(relay); err != nil {
 			log.Debug("no STUN request", "err", err)
@@ -119,11 +165,15 @@ func dialRelayed(ctx context.Context, pub, relay netip.AddrPort, tlsConf *tls.Co
 		if trav != nil {
 			trav.Close()
 		}
+		if learner := l.learner.Load(); learner != nil {
+			learner.Close()
+		}
 		if l.stun != nil {
 			l.stun.close()
 		}
 		tr.Close()
 		sock.Close()
+		l.ended()
 	}()
 	return l, nil
 }
@@ -300,6 +350,16 @@ func (p *Paths) Add(l *Link) {
 	p.mu.Lock()
 	p.links = append(p.links, l)
 	p.mu.Unlock()
+}
+
+// close closes the links added.
+func (p *Paths) close() {
+	p.mu.Lock()
+	links := p.links
+	p.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
 }
 
 // Stats is the sum over the links added.

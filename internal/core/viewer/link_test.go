@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/camagent/camagent/internal/base/logging"
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/p2p/candidate"
 	"github.com/camagent/camagent/p2p/natwire"
 )
@@ -32,6 +33,7 @@ import (
 // with the returned channel end playing the camera.
 func relayedLink(t *testing.T, ctx context.Context) (*Link, netip.AddrPort, *natwire.Pipe) {
 	t.Helper()
+	testtier.Slow(t, "a QUIC link on loopback")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,8 @@ import (
 	"github.com/camagent/camagent/stream"
 )
 
-// Connect opens a stream client, for WatchResuming.
-type Connect func(ctx context.Context) (*stream.Client, error)
+// connectFunc opens a stream client, for watchResuming.
+type connectFunc func(ctx context.Context) (*stream.Client, error)
 
 // ResumeStats says how often and for how long a resuming watch was cut off.
 type ResumeStats struct {
@@ -18,11 +18,11 @@ type ResumeStats struct {
 	MaxGapSec  float64 `json:"max_gap_s"` // longest wall-clock time without a frame
 }
 
-// WatchResuming is Watch that survives the connection: when frames stop
+// watchResuming is Watch that survives the connection: when frames stop
 // for stall, or the connection fails, it reconnects (the relay or the
 // camera may have restarted; connect finds it again) and keeps writing to
 // the same output. Duration counts video received, so gaps are not padded.
-func WatchResuming(ctx context.Context, connect Connect, opts Options, stall time.Duration) (Summary, ResumeStats, error) {
+func watchResuming(ctx context.Context, connect connectFunc, opts Options, stall time.Duration) (Summary, ResumeStats, error) {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -84,7 +84,7 @@ func WatchResuming(ctx context.Context, connect Connect, opts Options, stall tim
 	}
 }
 
-func reconnect(ctx context.Context, connect Connect, now func() time.Time, lastFrame time.Time, rs *ResumeStats, opts Options) (*stream.Client, error) {
+func reconnect(ctx context.Context, connect connectFunc, now func() time.Time, lastFrame time.Time, rs *ResumeStats, opts Options) (*stream.Client, error) {
 	for {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "stream lost %.1fs ago; reconnecting\n", now().Sub(lastFrame).Seconds())

@@ -1,5 +1,7 @@
-// Package viewer is the phone's side of camagent: it dials a paired camera,
-// receives its live stream and writes it as raw H.264 or MP4 while
+// Package viewer is the phone's side of camagent: it dials a paired camera
+// (Dialer, the one way to reach it, direct or through its relays), runs a
+// viewing session on the link (Session: stream client, NAT traversal,
+// resuming), and writes the live stream as raw H.264 or MP4 while
 // measuring frame rate, bitrate and latency.
 package viewer
 
@@ -9,45 +11,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
-	"github.com/camagent/camagent/internal/base/dialrace"
-	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/stream"
 )
-
-// Dial connects to a paired camera over QUIC, dialling all its known
-// addresses at once (the first handshake wins), with TLS pinned to the
-// camera's key and presenting the viewer's.
-func Dial(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config) (*quic.Conn, error) {
-	return DialALPN(ctx, id, cam, qconf, stream.ALPN)
-}
-
-// DialALPN is Dial for another protocol of the camera (recordings).
-func DialALPN(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, alpn string) (*quic.Conn, error) {
-	if len(cam.Addrs) == 0 {
-		return nil, fmt.Errorf("camera %q has no known address", cam.Name)
-	}
-	// Every known address at once: a LAN address that is stale or a
-	// public one that the camera's NAT drops costs nothing while another
-	// answers.
-	tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, alpn)
-	var attempts []dialrace.Attempt[*quic.Conn]
-	for _, addr := range cam.Addrs {
-		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
-			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			return quic.DialAddr(ctx, addr, tlsConf, qconf)
-		}})
-	}
-	conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
-		Discard: func(c *quic.Conn) { c.CloseWithError(0, "another address won") },
-	}, attempts)
-	if err != nil {
-		return nil, fmt.Errorf("camera %q unreachable: %w", cam.Name, err)
-	}
-	return conn, nil
-}
 
 // Options control one viewing session.
 type Options struct {
@@ -66,7 +31,7 @@ type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Paths, if set, gives the path figures for the summary (Link.PathStats
-	// or Paths.Stats).
+	// or Paths.Stats; a Session sets it).
 	Paths func() PathStats
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 const (
@@ -23,6 +25,7 @@ const (
 // ALPN, which is how a client learns it was admitted.
 func startCamera(t *testing.T, id *Identity, viewers *ViewerStore) string {
 	t.Helper()
+	testtier.Slow(t, "QUIC handshakes on loopback")
 	conf := ServerTLSConfig(id, viewers, testVideoALPN, testPairALPN, nil)
 	ln, err := quic.ListenAddr("127.0.0.1:0", conf, nil)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/quic-go/quic-go"
 )
@@ -28,6 +29,7 @@ type camera struct {
 
 func startCamera(t *testing.T) *camera {
 	t.Helper()
+	testtier.Slow(t, "the pairing exchange over QUIC on loopback")
 	dir := t.TempDir()
 	id, err := identity.LoadOrCreate(dir)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"github.com/camagent/camagent/board"
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/logging"
-	"github.com/camagent/camagent/internal/core/agent"
 	"github.com/camagent/camagent/internal/feature/status"
 )
 
@@ -28,7 +27,7 @@ const (
 // piece is optional: missing hardware is logged, never fatal, because the
 // camera must still stream.
 type firmware struct {
-	a      *agent.Agent
+	a      *Agent
 	root   string
 	log    *slog.Logger
 	model  string
@@ -38,10 +37,19 @@ type firmware struct {
 	pir    io.Closer
 	ircut  *board.IRCut
 	status *status.Server
+
+	cancel context.CancelFunc
 	done   chan struct{}
+	// ledFailed and wdFailed: the last LED update or watchdog kick
+	// failed. A failure is logged when it starts and when it ends, not
+	// on every tick.
+	ledFailed, wdFailed bool
 }
 
-func startFirmware(cfg config.Config, a *agent.Agent, log *slog.Logger) *firmware {
+// startFirmware opens the board's pieces that cfg names and starts
+// following a: the LED shows its state and the hardware watchdog is fed
+// while it is healthy, until Close.
+func startFirmware(cfg config.Config, a *Agent, log *slog.Logger) *firmware {
 	bc := cfg.Board
 	log = logging.Discard(log)
 	f := &firmware{a: a, root: bc.Root, log: log.With("component", "board"), done: make(chan struct{})}
@@ -82,13 +90,37 @@ func startFirmware(cfg config.Config, a *agent.Agent, log *slog.Logger) *firmwar
 			f.log.Warn("status endpoint unavailable", "err", err)
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go func() {
+		f.run(ctx)
+		f.release()
+		close(f.done)
+	}()
 	return f
+}
+
+// Close stops following the agent and releases the hardware. It is safe to
+// call more than once.
+func (f *firmware) Close() error {
+	f.cancel()
+	<-f.done
+	return nil
+}
+
+// Done is closed once the firmware has stopped and released the hardware.
+func (f *firmware) Done() <-chan struct{} { return f.done }
+
+// Err is nil once Done is closed: the firmware stops only by Close, and
+// missing or failing hardware is logged, never fatal.
+func (f *firmware) Err() error {
+	<-f.done
+	return nil
 }
 
 // run keeps the LED in step with the agent and feeds the hardware watchdog
 // while the agent is healthy, until ctx ends.
 func (f *firmware) run(ctx context.Context) {
-	defer close(f.done)
 	t := time.NewTicker(boardTick)
 	defer t.Stop()
 	for {
@@ -100,9 +132,7 @@ func (f *firmware) run(ctx context.Context) {
 		healthy := f.a.Healthy()
 		f.setLED(f.pattern(healthy))
 		if f.wd != nil && healthy {
-			if err := f.wd.Kick(); err != nil {
-				f.log.Warn("watchdog kick failed", "err", err)
-			}
+			f.wdFailed = logFailure(f.log, "hardware watchdog", f.wd.Kick(), f.wdFailed)
 		}
 	}
 }
@@ -127,9 +157,20 @@ func (f *firmware) setLED(p board.Pattern) {
 	if f.led == nil {
 		return
 	}
-	if err := f.led.Set(p); err != nil {
-		f.log.Warn("status LED", "err", err)
+	f.ledFailed = logFailure(f.log, "status LED", f.led.Set(p), f.ledFailed)
+}
+
+// logFailure logs a piece of hardware that starts failing (err != nil
+// after a success) or works again, and returns whether it is failing now.
+// A failure that lasts is logged once, not every tick.
+func logFailure(log *slog.Logger, what string, err error, failing bool) bool {
+	switch {
+	case err != nil && !failing:
+		log.Warn(what+" failed (logged again only once it works)", "err", err)
+	case err == nil && failing:
+		log.Info(what + " works again")
 	}
+	return err != nil
 }
 
 func (f *firmware) snapshot() status.Snapshot {
@@ -151,14 +192,24 @@ func (f *firmware) snapshot() status.Snapshot {
 	return s
 }
 
-// close releases the hardware. After a failure the LED keeps showing the
-// error instead of going back to the board's own trigger.
-func (f *firmware) close(failed bool) {
+// failed reports whether the agent has stopped on a failure.
+func (f *firmware) failed() bool {
+	select {
+	case <-f.a.Done():
+		return f.a.Err() != nil
+	default:
+		return false
+	}
+}
+
+// release gives the hardware back. After the agent failed the LED keeps
+// showing the error instead of going back to the board's own trigger.
+func (f *firmware) release() {
 	if f.status != nil {
 		f.status.Close()
 	}
 	if f.led != nil {
-		if failed {
+		if f.failed() {
 			f.setLED(board.PatternError)
 		} else {
 			f.led.Close()

@@ -1,7 +1,6 @@
-package main
+package agent
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // fakeAgent is a supervised agent whose health the test sets.
@@ -24,8 +25,10 @@ func (f *fakeAgent) Status() string         { return "1 viewers, 42 frames captu
 // TestNotifySystemd speaks sd_notify to a real datagram socket, as systemd
 // does for Type=notify with WatchdogSec: READY=1 only once the agent is
 // ready, then WATCHDOG=1 with each STATUS= while healthy and never while
-// not, so systemd restarts a stuck agent.
+// not, so systemd restarts a stuck agent; Close sends STOPPING=1, closes
+// Done and leaves Err nil.
 func TestNotifySystemd(t *testing.T) {
+	testtier.Slow(t, "a second of real 100 ms watchdog ticks")
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -37,10 +40,8 @@ func TestNotifySystemd(t *testing.T) {
 	t.Setenv("WATCHDOG_PID", "")
 
 	a := &fakeAgent{ready: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); notifySystemd(ctx, a, slog.New(slog.DiscardHandler)) }()
-	defer func() { cancel(); <-done }()
+	n := startNotifier(a, slog.New(slog.DiscardHandler))
+	defer n.Close()
 
 	read := func() string {
 		t.Helper()
@@ -77,5 +78,26 @@ func TestNotifySystemd(t *testing.T) {
 	read()
 	if msg := read(); !strings.Contains(msg, "WATCHDOG=1") {
 		t.Fatalf("recovered tick %q, want WATCHDOG=1 again", msg)
+	}
+
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-n.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	if err := n.Err(); err != nil {
+		t.Errorf("Err: %v, want nil", err)
+	}
+	for {
+		msg := read() // a tick may have been in flight at Close
+		if strings.Contains(msg, "STOPPING=1") {
+			break
+		}
+		if !strings.Contains(msg, "STATUS=") {
+			t.Fatalf("after Close %q, want STOPPING=1", msg)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package viewer
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,7 @@ import (
 	"github.com/camagent/camagent/stream"
 )
 
-// Route selects how DialRoute reaches a camera.
+// Route selects how a Dialer reaches a camera.
 type Route string
 
 // Routes: direct addresses only, relays only, or direct first then relays.
@@ -29,6 +30,17 @@ const (
 	RouteRelay  Route = "relay"
 )
 
+// ParseRoute reads a route by name; "" is RouteAuto.
+func ParseRoute(s string) (Route, error) {
+	switch r := Route(s); r {
+	case "":
+		return RouteAuto, nil
+	case RouteAuto, RouteDirect, RouteRelay:
+		return r, nil
+	}
+	return "", fmt.Errorf("route %q: want auto, direct or relay", s)
+}
+
 // RelayHeadStart is how long a camera's direct addresses have to
 // themselves before the relay path starts too (--via auto). A direct path
 // on a LAN answers in a few milliseconds and wins; a direct address that
@@ -36,39 +48,24 @@ const (
 // handshake timeout.
 const RelayHeadStart = 300 * time.Millisecond
 
-// DialRoute connects to a paired camera: its known addresses and (unless
-// route is direct) its relays, raced (see Dialer). The relay tells where
-// the camera's registration is now, and the viewer dials that public
-// address with the same end-to-end TLS pinned both ways. The relay only
-// forwards UDP.
-func DialRoute(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*quic.Conn, error) {
-	l, err := DialLink(ctx, id, cam, qconf, route, log)
-	if err != nil {
-		return nil, err
-	}
-	return l.Conn, nil
-}
-
-// DialLink is DialRoute returning the Link, on which StartTraversal moves a
-// relayed connection to a direct path when one opens.
-func DialLink(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, log *slog.Logger) (*Link, error) {
-	return Dialer{Logger: log}.DialLink(ctx, id, cam, qconf, route)
-}
-
-// DialLinkALPN is DialLink for another of the camera's protocols, such as
-// recordings (camagent-rec/1). Nothing else differs: the relay forwards
-// UDP without looking at the ALPN, and the camera's one listener serves
-// every protocol whichever way the packets came.
-func DialLinkALPN(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route, alpn string, log *slog.Logger) (*Link, error) {
-	return Dialer{Logger: log, ALPN: alpn}.DialLink(ctx, id, cam, qconf, route)
-}
-
-// Dialer races the ways to a camera happy-eyeballs style: all direct
-// addresses at once, then each relay after a head start (or as soon as
-// everything before it failed). The first connection to complete its
-// handshake wins; the others are cancelled or closed. The zero value is
-// ready to use.
+// Dialer is the viewer's one way to connect to a paired camera, for every
+// protocol (live video, recordings) and every route. It races the ways
+// happy-eyeballs style: all direct addresses at once, then each relay
+// after a head start (or as soon as everything before it failed). The
+// first connection to complete its handshake wins; the others are
+// cancelled or closed.
+//
+// Through a relay, the relay tells where the camera's registration is now
+// and the viewer dials that public address from a socket of its own
+// (Link), with the same end-to-end TLS pinned both ways: the relay only
+// forwards UDP, whatever the ALPN.
 type Dialer struct {
+	// Identity is the viewer's key, presented to the camera.
+	Identity *identity.Identity
+	// Route is how to reach the camera; "" means RouteAuto.
+	Route Route
+	// ALPN is the protocol to speak; "" means live video (stream.ALPN).
+	ALPN string
 	// HeadStart is the lead of each attempt over the next; 0 means
 	// RelayHeadStart.
 	HeadStart time.Duration
@@ -78,19 +75,22 @@ type Dialer struct {
 	// "relay HOST:PORT").
 	Trace  func(dialrace.Event)
 	Logger *slog.Logger
-	// ALPN is the protocol to speak; "" means live video (stream.ALPN).
-	ALPN string
 }
 
-// DialLink connects to cam by route.
-func (d Dialer) DialLink(ctx context.Context, id *identity.Identity, cam identity.Camera, qconf *quic.Config, route Route) (*Link, error) {
+// Dial connects to cam.
+func (d Dialer) Dial(ctx context.Context, cam identity.Camera) (*Link, error) {
+	route, err := ParseRoute(string(d.Route))
+	if err != nil {
+		return nil, err
+	}
 	log := logging.Discard(d.Logger)
-	alpn := cmp.Or(d.ALPN, stream.ALPN)
+	tlsConf := identity.ClientTLSConfig(d.Identity, cam.Fingerprint, cmp.Or(d.ALPN, stream.ALPN))
+	qconf := stream.QUICConfig()
 	var attempts []dialrace.Attempt[*Link]
 	var errs []error
 	if route != RouteRelay && len(cam.Addrs) > 0 {
 		attempts = append(attempts, dialrace.Attempt[*Link]{Name: "direct", Dial: func(ctx context.Context) (*Link, error) {
-			conn, err := DialALPN(ctx, id, cam, qconf, alpn)
+			conn, err := dialDirect(ctx, cam.Addrs, tlsConf, qconf)
 			if err != nil {
 				return nil, err
 			}
@@ -101,7 +101,6 @@ func (d Dialer) DialLink(ctx context.Context, id *identity.Identity, cam identit
 		if len(cam.Relays) == 0 {
 			errs = append(errs, fmt.Errorf("camera %q has no relay", cam.Name))
 		}
-		tlsConf := identity.ClientTLSConfig(id, cam.Fingerprint, alpn)
 		for _, s := range cam.Relays {
 			r, err := relayclient.ParseRelayURL(s)
 			if err != nil {
@@ -110,7 +109,7 @@ func (d Dialer) DialLink(ctx context.Context, id *identity.Identity, cam identit
 			}
 			attempts = append(attempts, dialrace.Attempt[*Link]{Name: "relay " + r.Addr, Dial: func(ctx context.Context) (*Link, error) {
 				lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				pub, err := relayclient.Locate(lctx, r, id)
+				pub, err := relayclient.Locate(lctx, r, d.Identity)
 				cancel()
 				if err != nil {
 					return nil, err
@@ -146,4 +145,22 @@ func (d Dialer) DialLink(ctx context.Context, id *identity.Identity, cam identit
 		return nil, fmt.Errorf("camera %q unreachable: %w", cam.Name, errors.Join(append(errs, err)...))
 	}
 	return l, nil
+}
+
+// dialDirect dials every one of a camera's known addresses at once: a LAN
+// address that is stale or a public one that the camera's NAT drops costs
+// nothing while another answers. The first handshake wins.
+func dialDirect(ctx context.Context, addrs []string, tlsConf *tls.Config, qconf *quic.Config) (*quic.Conn, error) {
+	var attempts []dialrace.Attempt[*quic.Conn]
+	for _, addr := range addrs {
+		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return quic.DialAddr(ctx, addr, tlsConf, qconf)
+		}})
+	}
+	conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
+		Discard: func(c *quic.Conn) { c.CloseWithError(0, "another address won") },
+	}, attempts)
+	return conn, err
 }
