@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the benchmark's control: masque-go v0.6.0's proxy patched to
 # build against quic-go v0.65.0, the product's version (v0.65.0 made
-# HTTPStreamer.HTTPStream return an error too; that one line is the
-# patch). Prints the binary's path; pass it as MASQUEINTEROP_CONTROL_BIN
+# HTTPStreamer.HTTPStream return an error too and requires it after
+# WriteHeader; those lines are the patch). Prints the binary's path; pass it as MASQUEINTEROP_CONTROL_BIN
 # to BenchmarkSideBySide to separate the quic-go version's share of a
 # difference from the relay's own.
 set -euo pipefail
@@ -15,10 +15,17 @@ cp -r "$src" "$work/masque-go" && chmod -R u+w "$work/masque-go"
 python3 - "$work/masque-go/proxy.go" <<'PY'
 import sys
 p = sys.argv[1]; s = open(p).read()
+# quic-go v0.65.0: HTTPStream returns an error too, and must come after
+# WriteHeader (a header not written before it is never sent).
 old = "\tstr := w.(http3.HTTPStreamer).HTTPStream()\n"
-new = "\tstr, err := w.(http3.HTTPStreamer).HTTPStream()\n\tif err != nil {\n\t\ts.mx.Unlock()\n\t\tconn.Close()\n\t\treturn err\n\t}\n"
-assert old in s
-open(p, "w").write(s.replace(old, new))
+new = ("\tw.Header().Set(http3.CapsuleProtocolHeader, capsuleProtocolHeaderValue)\n"
+       "\tw.WriteHeader(http.StatusOK)\n"
+       "\tstr, err := w.(http3.HTTPStreamer).HTTPStream()\n"
+       "\tif err != nil {\n\t\ts.mx.Unlock()\n\t\tconn.Close()\n\t\treturn err\n\t}\n")
+late = "\tw.Header().Set(http3.CapsuleProtocolHeader, capsuleProtocolHeaderValue)\n\tw.WriteHeader(http.StatusOK)\n\n\tvar wg"
+assert old in s and late in s
+s = s.replace(late, "\tvar wg").replace(old, new)
+open(p, "w").write(s)
 PY
 mkdir "$work/control"
 cp "$here/control/main.go.txt" "$work/control/main.go"
