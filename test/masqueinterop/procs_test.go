@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +107,10 @@ func startServer(tb testing.TB, cmd *exec.Cmd, re *regexp.Regexp) []string {
 	}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
+	// The server dies with this process even when the test is killed and
+	// its cleanup never runs: an orphan would keep the ports, and any lock
+	// file descriptor (flock) the test was started under, forever.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
