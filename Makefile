@@ -7,7 +7,7 @@ PKG     := ./cmd/camagent
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet lint fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test
+.PHONY: all build build-arm64 build-armv7 build-purego build-all test vet lint fuzz bench demo clean powerloss-test qemu-test install install-files buildroot-check qemu-systemd-test netlab-relay netlab-matrix netlab-direct attack-test masque-interop masque-bench
 
 all: build
 
@@ -51,6 +51,7 @@ test: build vet lint
 	@mkdir -p out && : > $(FLAKY_RECORD)
 	$(GOTEST) -count=1 -timeout 20m -- ./...
 	CGO_ENABLED=0 $(GOTEST) -count=1 -timeout 15m -- ./capture/... ./stream/... ./internal/... ./storage/... ./motion/... ./board/... ./p2p/...
+	$(MAKE) masque-interop
 	$(call system,powerloss-test)
 	$(MAKE) build-arm64 build-armv7 build-purego
 	$(call system,qemu-test)
@@ -160,6 +161,20 @@ netlab-matrix:
 	@mkdir -p out && rm -f out/nat-matrix.summary
 	@CAMAGENT_SYSTEM_TEST=1 $(GO) test -count=1 -v -timeout 10m -run '^TestNATMatrix$$' ./test/natlab; rc=$$?; \
 		cat out/nat-matrix.summary 2>/dev/null; exit $$rc
+
+## masque-interop: quic-go/masque-go's RFC 9298 client against the relay
+## binary, 1000 datagrams to a UDP echo and back byte for byte (its own
+## module, test/masqueinterop, pinned to the quic-go masque-go builds with)
+masque-interop: build
+	cd test/masqueinterop && CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent $(GO) test -count=1 -v -run '^TestInterop$$' .
+
+## masque-bench: the relay and masque-go's proxy side by side, same client,
+## one run: throughput and CPU per datagram, ratios last (about 1 min;
+## docs/benchmarks.md)
+masque-bench: build
+	@mkdir -p out
+	cd test/masqueinterop && CAMAGENT_BIN=$(CURDIR)/$(BIN)/camagent flock /tmp/camagent-heavy.lock \
+		$(GO) test -count=1 -run '^$$' -bench 'SideBySide|DefaultRate' -benchtime=1x . | tee $(CURDIR)/out/masque-bench.txt
 
 ## attack-test: every attack found in review (issue 11) against the real relay
 ## and agent processes; writes out/attacks.json (name, refused, evidence) and

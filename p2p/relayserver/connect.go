@@ -13,8 +13,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/camagent/camagent/p2p/masque/wire"
 )
@@ -165,7 +163,7 @@ func (c *connectSession) fromClient(d []byte) {
 		m.DropMalformed.Add(1)
 	case id != 0:
 		m.DropUnknownContext.Add(1)
-	case !c.limitOut.allow() || !c.grant.allowOut():
+	case !c.allowOut():
 		m.DropRate.Add(1)
 	default:
 		if _, err := c.sock.Write(payload); err != nil {
@@ -174,6 +172,11 @@ func (c *connectSession) fromClient(d []byte) {
 		}
 		m.BytesFromCamera.Add(uint64(len(payload)))
 	}
+}
+
+func (c *connectSession) allowOut() bool {
+	now := c.srv.cfg.Now()
+	return c.limitOut.allowAt(now) && c.grant.allowOut(now)
 }
 
 // readCapsules forwards DATAGRAM capsules and skips others, until the
@@ -216,29 +219,22 @@ func (c *connectSession) readUDP(qconn *quic.Conn) {
 	}
 	out = append(out, 0) // Context ID 0 (RFC 9298 section 5)
 	head := len(out)
-	var batch interface {
-		ReadBatch([]ipv4.Message, int) (int, error)
-	}
-	if c.target.Addr().Is4() {
-		batch = ipv4.NewPacketConn(c.sock)
-	} else {
-		batch = ipv6.NewPacketConn(c.sock)
-	}
-	msgs := make([]ipv4.Message, udpBatch)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, maxUDPRead)}
+	batch, err := newBatchReader(c.sock, udpBatch, maxUDPRead)
+	if err != nil {
+		return
 	}
 	for {
-		n, err := batch.ReadBatch(msgs, 0)
+		n, err := batch.readBatch()
 		if err != nil {
 			return
 		}
-		for i := range msgs[:n] {
-			if !c.limitIn.allow() || !c.grant.allowIn() {
+		now := c.srv.cfg.Now() // one reading for the batch
+		for i := range n {
+			if !c.limitIn.allowAt(now) || !c.grant.allowIn(now) {
 				m.DropRate.Add(1)
 				continue
 			}
-			payload := msgs[i].Buffers[0][:msgs[i].N]
+			payload := batch.packet(i)
 			d := append(out[:head], payload...)
 			out = d[:head]
 			if err := send(d); err != nil {

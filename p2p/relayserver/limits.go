@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -62,13 +63,13 @@ type grant struct {
 
 // allowIn takes a token for one datagram from a peer to the client from
 // every aggregate bucket (per identity, per source).
-func (g grant) allowIn() bool {
-	return (g.identity == nil || g.identity.limitIn.allow()) && (g.source == nil || g.source.limitIn.allow())
+func (g grant) allowIn(now time.Time) bool {
+	return (g.identity == nil || g.identity.limitIn.allowAt(now)) && (g.source == nil || g.source.limitIn.allowAt(now))
 }
 
 // allowOut is allowIn for the client's datagrams to peers.
-func (g grant) allowOut() bool {
-	return (g.identity == nil || g.identity.limitOut.allow()) && (g.source == nil || g.source.limitOut.allow())
+func (g grant) allowOut(now time.Time) bool {
+	return (g.identity == nil || g.identity.limitOut.allowAt(now)) && (g.source == nil || g.source.limitOut.allowAt(now))
 }
 
 // acquireLocked counts one registration or socket of o, or refuses it with

@@ -30,6 +30,7 @@ type Metrics struct {
 	STUNIgnored         atomic.Uint64 // non-QUIC packets that are not a well-formed Binding request
 	STUNLimited         atomic.Uint64 // valid Binding requests over the relay-wide answer rate
 	active              func() int
+	sockets             func() int
 }
 
 func newMetrics() *Metrics { return &Metrics{} }
@@ -47,6 +48,12 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	}
 	p("# TYPE camagent_relay_registrations gauge")
 	p("camagent_relay_registrations %d", active)
+	sockets := 0
+	if m.sockets != nil {
+		sockets = m.sockets()
+	}
+	p("# TYPE camagent_relay_connect_sockets gauge")
+	p("camagent_relay_connect_sockets %d", sockets)
 	p("# TYPE camagent_relay_registrations_total counter")
 	p("camagent_relay_registrations_total{result=\"accepted\"} %d", m.RegistrationsTotal.Load())
 	p("camagent_relay_registrations_total{result=\"refused\"} %d", m.RegistrationsRefuse.Load())

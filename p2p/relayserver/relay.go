@@ -184,6 +184,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.policy = newTargetPolicy(cfg.AllowTargets, own)
 	s.metrics.active = s.Registrations
+	s.metrics.sockets = s.ConnectSockets
 	mux := http.NewServeMux()
 	mux.HandleFunc(profile.MasquePrefix, s.handleMASQUE)
 	mux.HandleFunc(profile.LocatePrefix, s.handleLocate)

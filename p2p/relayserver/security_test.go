@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -366,8 +367,40 @@ func TestBindPolicy(t *testing.T) {
 	if n := len(received(victim, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d datagrams reached the victim", n)
 	}
-	if n := len(received(friend, 300*time.Millisecond)); n == 0 {
+	// A DATAGRAM capsule on the stream is forwarded like a QUIC DATAGRAM
+	// (RFC 9297 section 3.5).
+	w(capsuleDatagram, wire.AppendCompressed(nil, 6, []byte("in a DATAGRAM capsule")))
+	got6 := received(friend, 300*time.Millisecond)
+	if len(got6) == 0 {
 		t.Fatal("nothing reached the admitted target")
+	}
+	if !slices.ContainsFunc(got6, func(b []byte) bool { return string(b) == "in a DATAGRAM capsule" }) {
+		t.Fatal("the DATAGRAM capsule was not forwarded")
+	}
+	// A packet from a refused source (127.0.0.2 is loopback outside the
+	// override) to the registration's public socket is dropped: no
+	// context, nothing to the client.
+	pub, err := profile.ParsePublicAddress(resp.Header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.Metrics().DropTarget.Load()
+	for range 5 {
+		victim.WriteToUDPAddrPort([]byte("from a refused source"), pub[0])
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	for {
+		d, err := str.ReceiveDatagram(dctx)
+		if err != nil {
+			break
+		}
+		if bytes.Contains(d, []byte("from a refused source")) {
+			t.Fatal("a packet from a refused source reached the client")
+		}
+	}
+	dcancel()
+	if got := s.Metrics().DropTarget.Load() - before; got != 5 {
+		t.Fatalf("%d packets from the refused source counted as target drops, want 5", got)
 	}
 	if s.Metrics().DropTarget.Load() == 0 || s.Metrics().ContextsRefused.Load() != 1 { // datagrams may be lost on the way
 		t.Fatalf("target drops %d, refused contexts %d", s.Metrics().DropTarget.Load(), s.Metrics().ContextsRefused.Load())

@@ -11,8 +11,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/masque/wire"
@@ -152,34 +150,19 @@ func (t *tunnel) readUDP() {
 		t.close()
 		return
 	}
-	var batch interface {
-		ReadBatch([]ipv4.Message, int) (int, error)
-	}
-	if t.public.Addr().Is4() {
-		batch = ipv4.NewPacketConn(t.sock)
-	} else {
-		batch = ipv6.NewPacketConn(t.sock)
-	}
-	msgs := make([]ipv4.Message, udpBatch)
-	for i := range msgs {
-		if i == 0 {
-			msgs[i].Buffers = [][]byte{buf}
-		} else {
-			msgs[i].Buffers = [][]byte{make([]byte, maxUDPRead)}
-		}
+	batch, err := newBatchReader(t.sock, udpBatch, maxUDPRead)
+	if err != nil {
+		t.close()
+		return
 	}
 	for {
-		n, err := batch.ReadBatch(msgs, 0)
+		n, err := batch.readBatch()
 		if err != nil {
 			t.close()
 			return
 		}
-		for i := range msgs[:n] {
-			ua, ok := msgs[i].Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			if !f.forward(ua.AddrPort(), msgs[i].Buffers[0][:msgs[i].N]) {
+		for i := range n {
+			if !f.forward(batch.addrs[i], batch.packet(i)) {
 				t.close()
 				return
 			}
@@ -199,7 +182,7 @@ type toClient struct {
 // broken.
 func (f *toClient) forward(peer netip.AddrPort, payload []byte) bool {
 	t, m := f.t, f.t.srv.metrics
-	if !t.limitIn.allow() || !t.grant.allowIn() {
+	if now := t.srv.cfg.Now(); !t.limitIn.allowAt(now) || !t.grant.allowIn(now) {
 		m.DropRate.Add(1)
 		return true
 	}
@@ -279,7 +262,7 @@ func (t *tunnel) readDatagrams() {
 // DATAGRAM frame or a DATAGRAM capsule) out of the public socket.
 func (t *tunnel) fromClient(d []byte) {
 	m := t.srv.metrics
-	if !t.limitOut.allow() || !t.grant.allowOut() {
+	if now := t.srv.cfg.Now(); !t.limitOut.allowAt(now) || !t.grant.allowOut(now) {
 		m.DropRate.Add(1)
 		return
 	}
