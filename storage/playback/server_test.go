@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/storage/recwire"
 )
 
@@ -24,6 +25,7 @@ import (
 // connection to it.
 func serveOne(t *testing.T, src Source) *quic.Conn {
 	t.Helper()
+	testtier.Slow(t, "QUIC end to end on loopback")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
