@@ -3,6 +3,7 @@ package candidate
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -113,5 +114,95 @@ func TestHostAddrs(t *testing.T) {
 	// The real interfaces, for a smoke check that enumeration works here.
 	if _, _, err := HostAddrs(1, HostOptions{Loopback: true}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestViewerReportsStayWithTheirViewer(t *testing.T) {
+	s := NewSet()
+	s.Add(lan, Host, "host")
+	a, b := s.Viewer("a"), s.Viewer("b")
+	defer a.Close()
+	defer b.Close()
+	_, bChanged := b.Snapshot()
+	// Viewer a floods fake reports from several connections.
+	accepted := 0
+	for i := range 3 * MaxCandidates {
+		fake := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 9)
+		if ok, err := a.Add(fake, Reflexive, "conn"+string(rune('0'+i%5))); ok && err == nil {
+			accepted++
+		}
+	}
+	if accepted != MaxReportsPerViewer {
+		t.Fatalf("accepted %d reports from one viewer, want %d", accepted, MaxReportsPerViewer)
+	}
+	select {
+	case <-bChanged:
+		t.Fatal("viewer b woken by viewer a's reports")
+	default:
+	}
+	// The camera's own candidates are neither evicted nor crowded out.
+	if ok, err := s.Add(pub, Reflexive, "relay:x"); !ok || err != nil {
+		t.Fatalf("relay candidate refused after a viewer's flood: %v %v", ok, err)
+	}
+	select {
+	case <-bChanged:
+	default:
+		t.Fatal("viewer b not told of the camera's new candidate")
+	}
+	own := []Candidate{{lan, Host}, {pub, Reflexive}}
+	if got, _ := b.Snapshot(); !slices.Equal(got, own) {
+		t.Fatalf("viewer b sees %v, want only the camera's %v", got, own)
+	}
+	if got, _ := s.Snapshot(); !slices.Equal(got, own) {
+		t.Fatalf("camera-wide snapshot %v, want %v", got, own)
+	}
+	if got, _ := a.Snapshot(); len(got) != len(own)+MaxReportsPerViewer {
+		t.Fatalf("viewer a sees %v", got)
+	}
+	// A report of one of the camera's addresses is listed once, as the camera's.
+	b.Add(lan, Reflexive, "c")
+	if got, _ := b.Snapshot(); !slices.Equal(got, own) {
+		t.Fatalf("viewer b sees %v", got)
+	}
+	for i := range 5 {
+		a.RemoveSource("conn" + string(rune('0'+i)))
+	}
+	b.RemoveSource("c")
+	if got, _ := a.Snapshot(); !slices.Equal(got, own) {
+		t.Fatalf("after withdrawal viewer a sees %v", got)
+	}
+	a.Close()
+	b.Close()
+	s.mu.Lock()
+	n := len(s.viewers)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d viewer states left after every view closed", n)
+	}
+}
+
+func TestViewerReportMoves(t *testing.T) {
+	s := NewSet()
+	v := s.Viewer("a")
+	defer v.Close()
+	// One connection's report moves (NAT rebinding): the cap counts
+	// addresses held now, not ever.
+	for i := range 3 * MaxReportsPerViewer {
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 9)
+		if i > 0 {
+			v.Remove(netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i - 1)}), 9), "conn")
+		}
+		if _, err := v.Add(addr, Reflexive, "conn"); err != nil {
+			t.Fatalf("move %d: %v", i, err)
+		}
+	}
+	if got := v.Reports(); len(got) != 1 {
+		t.Fatalf("reports %v", got)
+	}
+	if _, err := v.Add(pub, Host, "conn2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := v.Snapshot(); got[0].Kind != Reflexive {
+		t.Fatalf("a viewer's report became a host candidate: %v", got)
 	}
 }

@@ -139,12 +139,21 @@ func AddrPort(a net.Addr) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
+// Candidates is where a Learner keeps its report: a *candidate.Set, or
+// on the camera one viewer's part of it (*candidate.Viewer), so that what
+// a viewer reports is kept, capped and advertised per viewer.
+type Candidates interface {
+	Add(addr netip.AddrPort, kind candidate.Kind, source string) (bool, error)
+	Remove(addr netip.AddrPort, source string)
+	RemoveSource(source string)
+}
+
 // Learner keeps the newest OBSERVED_ADDRESS from one peer in a candidate
 // set, under one source name. It is safe for concurrent use. It has no
 // goroutine of its own (Handle runs in the caller's); its lifecycle is
 // NewLearner, Close, Done and Err all the same.
 type Learner struct {
-	set    *candidate.Set
+	set    Candidates
 	source string
 	done   chan struct{}
 
@@ -159,8 +168,8 @@ type Learner struct {
 var ErrLearnerClosed = errors.New("discovery: learner closed")
 
 // NewLearner returns a Learner that records reports as reflexive
-// candidates of set under source (e.g. "relay" or "viewer:<key>").
-func NewLearner(set *candidate.Set, source string) *Learner {
+// candidates of set under source (e.g. "relay" or a viewer's connection).
+func NewLearner(set Candidates, source string) *Learner {
 	return &Learner{set: set, source: source, done: make(chan struct{})}
 }
 

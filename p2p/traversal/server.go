@@ -34,8 +34,12 @@ var ErrProtocolViolation = errors.New("NAT traversal protocol violation")
 type ServerConfig struct {
 	// Channel carries frames to and from this viewer.
 	Channel natwire.Channel
-	// Candidates is the camera's candidate set, shared by all connections.
-	Candidates *candidate.Set
+	// Candidates is what this connection advertises: the camera's
+	// candidate set shared by all connections (*candidate.Set), or this
+	// viewer's view of it (*candidate.Viewer: the camera's own candidates
+	// and what this viewer itself reported, never another viewer's
+	// reports).
+	Candidates CandidateSource
 	// Punch sends a raw packet from the camera's QUIC socket:
 	// quic.Transport.WriteTo.
 	Punch func(b []byte, to net.Addr) (int, error)
@@ -64,6 +68,12 @@ type ServerConfig struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// CandidateSource is the candidates a Server advertises and a channel
+// closed when they change.
+type CandidateSource interface {
+	Snapshot() ([]candidate.Candidate, <-chan struct{})
 }
 
 // ServerStats count what a Server did and refused.

@@ -202,7 +202,7 @@ func TestServerRefusesAbuse(t *testing.T) {
 
 func TestServerRemovedCandidateCannotBePaired(t *testing.T) {
 	e := newServerEnv(t, GuardConfig{})
-	e.srv.cfg.Candidates.Remove(camHost, "host")
+	e.srv.cfg.Candidates.(*candidate.Set).Remove(camHost, "host")
 	if f, ok := e.receive().(*natwire.RemoveAddress); !ok || f.Seq != 0 {
 		t.Fatalf("want REMOVE_ADDRESS 0, got %#v", f)
 	}

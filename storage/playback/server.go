@@ -33,9 +33,19 @@ const (
 type Source struct {
 	Recorder *storage.Recorder // nil: no recordings
 	Events   EventLog          // nil: no events
-	// Still returns the next camera frame as a JPEG.
+	// Still returns the next camera frame as a JPEG. It is called for every
+	// still request; bounding the encodes camera-wide is its job (the agent
+	// encodes a few at a time).
 	Still func(ctx context.Context) ([]byte, error)
+	// MaxRequests bounds the requests served at once on one connection;
+	// 0 means DefaultMaxRequests. Further streams wait, unread, within
+	// QUIC's stream limit and flow control.
+	MaxRequests int
 }
+
+// DefaultMaxRequests is Source.MaxRequests when unset: a viewer that seeks
+// while fetching a still and a listing needs three.
+const DefaultMaxRequests = 8
 
 // EventLog is the camera's motion event log as this server needs it. The
 // composition root adapts the motion package to it, so that playback, like
@@ -53,12 +63,28 @@ func Serve(ctx context.Context, conn *quic.Conn, src Source, log *slog.Logger) e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	n := src.MaxRequests
+	if n <= 0 {
+		n = DefaultMaxRequests
+	}
+	// A slot is taken before a stream is accepted: a viewer that opens a
+	// hundred streams (quic-go's default stream limit) has n served and
+	// the rest held by QUIC, which also bounds the bytes they may send.
+	slots := make(chan struct{}, n)
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-conn.Context().Done():
+			return context.Cause(conn.Context())
+		}
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
 			return err
 		}
 		go func() {
+			defer func() { <-slots }()
 			if err := serveStream(ctx, str, src); err != nil {
 				log.Info("playback request failed", "err", err)
 			}
@@ -72,9 +98,14 @@ const requestTimeout = 10 * time.Second
 func serveStream(ctx context.Context, str *quic.Stream, src Source) error {
 	defer str.Close()
 	str.SetReadDeadline(time.Now().Add(requestTimeout))
-	var req recwire.Request
-	if err := recwire.ReadMessage(str, &req); err != nil {
+	req, err := recwire.ReadRequest(str)
+	if err != nil {
 		str.CancelRead(errCodeCancelled)
+		if errors.Is(err, recwire.ErrTooLarge) {
+			// Refused on its length alone, before any of it was read:
+			// say why, so the viewer does not just see a cut stream.
+			recwire.WriteMessage(str, recwire.Response{Error: err.Error()})
+		}
 		return err
 	}
 	// A viewer that seeks cancels this stream: stop when it does.
@@ -82,7 +113,7 @@ func serveStream(ctx context.Context, str *quic.Stream, src Source) error {
 	defer cancel()
 	context.AfterFunc(str.Context(), cancel)
 	w := bufio.NewWriterSize(str, 64<<10)
-	err := answer(ctx, w, req, src)
+	err = answer(ctx, w, req, src)
 	var started errStarted
 	if errors.As(err, &started) {
 		// Frames were sent: the reset tells the viewer the clip is cut.

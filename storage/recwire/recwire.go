@@ -11,6 +11,7 @@
 package recwire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -29,8 +30,23 @@ const (
 
 // Limits on what a peer may send.
 const (
-	MaxMessage = 1 << 20  // a listing of a few thousand segments
+	// MaxRequest bounds a request (the viewer's message): an op, two
+	// times and an event id are well under 200 bytes, so a few KiB leave
+	// room for later fields while a paired viewer cannot make the camera
+	// hold more per stream (issue 11 item 8).
+	MaxRequest = 4 << 10
+	MaxMessage = 1 << 20  // a response: a listing of a few thousand segments
 	MaxFrame   = 16 << 20 // one access unit or JPEG
+)
+
+// firstMessageRead and firstFrameRead are what a read allocates before
+// any byte of a message's or frame's body has arrived; beyond them,
+// buffers grow with what actually arrives, never to the length a peer
+// merely claims (a request claiming 4 KiB and sending nothing costs
+// 512 bytes).
+const (
+	firstMessageRead = 512
+	firstFrameRead   = 64 << 10
 )
 
 // Errors.
@@ -86,24 +102,60 @@ func WriteMessage(w io.Writer, v any) error {
 	return err
 }
 
-// ReadMessage reads one message into v.
+// ReadMessage reads one message of at most MaxMessage bytes into v (a
+// response, on the viewer's side).
 func ReadMessage(r io.Reader, v any) error {
+	return readMessage(r, MaxMessage, v)
+}
+
+// ReadRequest reads the viewer's request (on the camera's side): at most
+// MaxRequest bytes, refused with ErrTooLarge as soon as its length says
+// more, before any of the body is read.
+func ReadRequest(r io.Reader) (Request, error) {
+	var req Request
+	err := readMessage(r, MaxRequest, &req)
+	return req, err
+}
+
+func readMessage(r io.Reader, limit uint32, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return fmt.Errorf("recwire: message header: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxMessage {
-		return ErrTooLarge
+	if n > limit {
+		return fmt.Errorf("%w: message of %d bytes, limit %d", ErrTooLarge, n, limit)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := readBody(r, n, firstMessageRead)
+	if err != nil {
 		return fmt.Errorf("recwire: message: %w", err)
 	}
 	if err := json.Unmarshal(buf, v); err != nil {
 		return fmt.Errorf("recwire: message: %w", err)
 	}
 	return nil
+}
+
+// readBody reads n bytes, allocating at most first bytes before they
+// arrive and then growing with what did: a peer that claims a large
+// body and sends little costs little.
+func readBody(r io.Reader, n uint32, first int) ([]byte, error) {
+	if int64(n) <= int64(first) {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(first)
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // Frame is one access unit of a played recording.
@@ -166,8 +218,8 @@ func ReadFrame(r io.Reader) (Frame, error) {
 		return Frame{}, ErrTooLarge
 	}
 	f := Frame{Key: hdr[1]&1 != 0, Captured: time.Unix(0, int64(binary.BigEndian.Uint64(hdr[2:])))}
-	f.Data = make([]byte, n)
-	if _, err := io.ReadFull(r, f.Data); err != nil {
+	var err error
+	if f.Data, err = readBody(r, n, firstFrameRead); err != nil {
 		return Frame{}, fmt.Errorf("recwire: frame: %w", err)
 	}
 	return f, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -90,6 +91,92 @@ func FuzzReadFrame(f *testing.F) {
 			if len(fr.Data) > MaxFrame {
 				t.Fatal("oversized frame accepted")
 			}
+		}
+	})
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func claim(n uint32, body []byte) []byte {
+	return append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, body...)
+}
+
+func TestReadRequestRefusesLargeClaimsUnread(t *testing.T) {
+	for _, n := range []uint32{MaxRequest + 1, MaxMessage, 1 << 31} {
+		cr := &countingReader{r: bytes.NewReader(claim(n, bytes.Repeat([]byte{' '}, 8192)))}
+		if _, err := ReadRequest(cr); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("claim %d: %v", n, err)
+		}
+		if cr.n != 4 {
+			t.Fatalf("claim %d: read %d bytes, want only the 4-byte length", n, cr.n)
+		}
+	}
+	// A request at the limit is read.
+	body := []byte(`{"op":"list","id":"` + string(bytes.Repeat([]byte{'x'}, MaxRequest-21)) + `"}`)
+	if len(body) != MaxRequest {
+		t.Fatalf("test body %d bytes", len(body))
+	}
+	if req, err := ReadRequest(bytes.NewReader(claim(uint32(len(body)), body))); err != nil || req.Op != OpList {
+		t.Fatalf("request at the limit: %+v %v", req, err)
+	}
+}
+
+// TestClaimedSizeNotAllocated: a message that claims 1 MiB and sends a few
+// bytes costs what arrived, not what was claimed.
+func TestClaimedSizeNotAllocated(t *testing.T) {
+	data := claim(MaxMessage, []byte(`{"op":`))
+	const runs = 100
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		var v Response
+		if err := ReadMessage(bytes.NewReader(data), &v); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 4<<10 {
+		t.Fatalf("a 1 MiB claim with 6 bytes of body allocated %d bytes", per)
+	}
+}
+
+func FuzzReadRequest(f *testing.F) {
+	var buf bytes.Buffer
+	WriteMessage(&buf, Request{Op: OpPlay, From: time.Unix(100, 0).UTC(), To: time.Unix(200, 0).UTC()})
+	f.Add(buf.Bytes())
+	f.Add(claim(2, []byte("{}")))
+	f.Add(claim(MaxRequest+1, []byte("{}")))
+	f.Add(claim(MaxMessage, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cr := &countingReader{r: bytes.NewReader(data)}
+		req, err := ReadRequest(cr)
+		if cr.n > 4+MaxRequest {
+			t.Fatalf("read %d bytes of a request", cr.n)
+		}
+		if err != nil {
+			return
+		}
+		if cr.n > len(data) || cr.n < 4 {
+			t.Fatalf("accepted a request of %d bytes from %d", cr.n, len(data))
+		}
+		// What was accepted survives a round trip.
+		var again bytes.Buffer
+		if WriteMessage(&again, req) != nil || again.Len() > 4+MaxRequest {
+			return // e.g. a year JSON cannot carry, or escapes that grew it
+		}
+		back, err := ReadRequest(&again)
+		if err != nil || back.Op != req.Op || back.ID != req.ID || !back.From.Equal(req.From) || !back.To.Equal(req.To) {
+			t.Fatalf("round trip: %+v -> %+v, %v", req, back, err)
 		}
 	})
 }

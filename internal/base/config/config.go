@@ -37,6 +37,18 @@ type Config struct {
 	Status  StatusConfig  `yaml:"status"`
 	Board   BoardConfig   `yaml:"board"`
 	Relay   RelayConfig   `yaml:"relay"`
+	Limits  LimitsConfig  `yaml:"limits"`
+}
+
+// LimitsConfig bounds what paired viewers may make the camera hold or do
+// (issue 11 items 7 and 8): a paired viewer is trusted to watch, not to
+// take every connection, stream or CPU cycle. A connection over a limit is
+// closed with BUSY (docs/protocol.md §6) and a reason naming the key.
+type LimitsConfig struct {
+	ConnsPerViewer int `yaml:"conns_per_viewer" usage:"most connections (live video and recordings) one viewer key may hold at once"`
+	Conns          int `yaml:"conns" usage:"most viewer connections (live video and recordings) the camera holds at once"`
+	RecRequests    int `yaml:"rec_requests" usage:"most camagent-rec/1 requests served at once on one connection (more wait)"`
+	StillEncodes   int `yaml:"still_encodes" usage:"most still (JPEG snapshot) requests encoded at once, camera-wide (more wait)"`
 }
 
 // StorageConfig controls recording to the board's storage (docs/recording.md).
@@ -199,7 +211,21 @@ func Default() Config {
 		Motion: MotionConfig{Sensitivity: 0.5, Interval: 100 * time.Millisecond, Cooldown: 5 * time.Second},
 		Status: StatusConfig{Listen: "127.0.0.1:9433"},
 		Board:  BoardConfig{Root: "/", PIRChip: "gpiochip0", PIRLine: -1, IRCutChip: "gpiochip0", IRCutLine: -1},
+		Limits: DefaultLimits(),
 	}
+}
+
+// DefaultLimits are the limits when none are configured. Per viewer key, 4
+// connections: live video and recordings, each with room for one stale
+// connection after a network change (the old one lingers until its idle
+// timeout). Camera-wide, 32: eight such viewers, beyond what a home uplink
+// carries of one 2 Mbit/s stream each, while a connection costs a few
+// goroutines and buffers. 8 recordings requests per connection: a viewer
+// seeking and fetching a still at once needs 2-3. 2 still encodes: a
+// 1280x720 JPEG takes tens of milliseconds of one core of a Pi-class board,
+// so two at a time leave the other cores to capture and encoding.
+func DefaultLimits() LimitsConfig {
+	return LimitsConfig{ConnsPerViewer: 4, Conns: 32, RecRequests: 8, StillEncodes: 2}
 }
 
 func hostname() string {
@@ -292,6 +318,7 @@ func (c Config) Validate() error {
 		problems = append(problems, "capture.stall_timeout: must be at least 100ms")
 	}
 	problems = append(problems, c.Storage.validate()...)
+	problems = append(problems, c.Limits.validate()...)
 	problems = append(problems, c.Motion.validate()...)
 	switch c.Log.Format {
 	case "text", "json", "journal":
@@ -322,6 +349,17 @@ func (s StorageConfig) validate() []string {
 	}
 	if s.PreRoll > time.Minute {
 		p = append(p, "storage.pre_roll: at most 1m (it is held in memory)")
+	}
+	return p
+}
+
+func (l LimitsConfig) validate() []string {
+	var p []string
+	if l.ConnsPerViewer < 1 || l.Conns < 1 || l.RecRequests < 1 || l.StillEncodes < 1 {
+		p = append(p, "limits: every limit must be at least 1")
+	}
+	if l.ConnsPerViewer > l.Conns {
+		p = append(p, fmt.Sprintf("limits.conns_per_viewer: %d is above limits.conns (%d)", l.ConnsPerViewer, l.Conns))
 	}
 	return p
 }

@@ -125,6 +125,9 @@ func TestValidate(t *testing.T) {
 		{"odd encode size", func(c *Config) { c.Encode.Width, c.Encode.Height = 641, 480 }, "encode.width"},
 		{"status", func(c *Config) { c.Status.Listen = "9433" }, "status.listen"},
 		{"gpio line", func(c *Config) { c.Board.PIRLine = -2 }, "board.pir_line"},
+		{"no still encodes", func(c *Config) { c.Limits.StillEncodes = 0 }, "limits"},
+		{"no rec requests", func(c *Config) { c.Limits.RecRequests = 0 }, "limits"},
+		{"per viewer above total", func(c *Config) { c.Limits.ConnsPerViewer, c.Limits.Conns = 8, 4 }, "limits.conns_per_viewer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,7 @@ type Agent struct {
 	rec     *recording // recordings, motion events, stills
 	ln      *quic.Listener
 	relays  *relayState // nil without relays
+	limits  *connLimits // viewer connections per key and camera-wide
 	now     func() time.Time
 
 	// openSource opens the capture source; replaced in tests.
@@ -105,6 +106,7 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		hub:   stream.NewHub(stream.HubConfig{CameraName: cfg.Name, Logger: log.With("component", "hub")}),
 	}
 	a.openSource = a.defaultSource
+	a.limits = newConnLimits(cfg.Limits)
 	log.Info("camera identity", "fingerprint", identity.ShortFingerprint(id.Fingerprint), "listen", ln.Addr().String())
 	return a, nil
 }

@@ -116,10 +116,15 @@ func (n *natState) serve(ctx context.Context, conn *quic.Conn, fp string, ch nat
 	if _, err := rep.Check(); err != nil {
 		log.Debug("observed address not reported", "err", err)
 	}
+	// What this viewer reports about the camera is kept under its key,
+	// capped, and advertised back to it alone (candidate.Viewer): one
+	// viewer cannot fill the camera's set or aim others' probes.
+	view := n.cands.Viewer(fp)
+	defer view.Close()
 	srv := traversal.NewServer(traversal.ServerConfig{
-		Channel: ch, Candidates: n.cands, Punch: n.punch, Guard: n.guard,
+		Channel: ch, Candidates: view, Punch: n.punch, Guard: n.guard,
 		Peer:    conn.RemoteAddr,
-		Learner: discovery.NewLearner(n.cands, fmt.Sprintf("viewer:%s:%p", fp, conn)),
+		Learner: discovery.NewLearner(view, fmt.Sprintf("conn:%p", conn)),
 		Mapping: n.probes.mapping,
 		Listen:  n.listen,
 		Hole: func(c net.PacketConn, peer netip.AddrPort, first []byte) func() {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,11 +19,13 @@ import (
 // recording is the agent's recorder, motion monitor and still-frame
 // requests. A nil *recording (nothing configured) does nothing.
 type recording struct {
-	rec     *storage.Recorder  // nil when storage.mode is off
-	monitor *motion.Monitor    // nil when motion is off
-	events  *motion.Log        // nil when motion is off
-	stills  chan chan<- []byte // snapshot requests, served by the capture loop
-	log     *slog.Logger
+	rec     *storage.Recorder // nil when storage.mode is off
+	monitor *motion.Monitor   // nil when motion is off
+	events  *motion.Log       // nil when motion is off
+	stills  *stills           // snapshot requests (still.go)
+	// recRequests bounds camagent-rec/1 requests per connection.
+	recRequests int
+	log         *slog.Logger
 	// stopPrune ends the pruning of events when nothing is recorded (the
 	// recorder prunes them otherwise); pruned is closed when it has.
 	stopPrune, pruned chan struct{}
@@ -43,7 +44,7 @@ func RecordingsDir(cfg config.Config) string {
 func EventsDir(cfg config.Config) string { return filepath.Join(cfg.StateDir, "events") }
 
 func newRecording(cfg config.Config, log *slog.Logger) (*recording, error) {
-	r := &recording{stills: make(chan chan<- []byte, 4), log: log}
+	r := &recording{stills: newStills(cfg.Limits.StillEncodes, log.With("component", "stills")), recRequests: cfg.Limits.RecRequests, log: log}
 	sc := cfg.Storage
 	if sc.Mode == storage.ModeEvent && !cfg.Motion.Enabled {
 		return nil, errors.New("storage.mode event needs motion.enabled: true")
@@ -135,8 +136,8 @@ func (r *recording) openMotion(cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// observe runs motion detection and answers still requests with the raw
-// frame, before it is encoded.
+// observe runs motion detection and hands the raw frame, before it is
+// encoded, to waiting still requests.
 func (r *recording) observe(f media.RawFrame) {
 	if r == nil {
 		return
@@ -144,38 +145,7 @@ func (r *recording) observe(f media.RawFrame) {
 	if r.monitor != nil {
 		r.monitor.Observe(f)
 	}
-	for {
-		select {
-		case reply := <-r.stills:
-			jpg, err := motion.JPEG(f, 90)
-			if err != nil {
-				r.log.Warn("snapshot", "err", err)
-			}
-			reply <- jpg // buffered; nil on failure
-			continue
-		default:
-		}
-		return
-	}
-}
-
-// still returns the next captured frame as a JPEG.
-func (r *recording) still(ctx context.Context) ([]byte, error) {
-	reply := make(chan []byte, 1)
-	select {
-	case r.stills <- reply:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case jpg := <-reply:
-		if jpg == nil {
-			return nil, errors.New("cannot encode a still from this camera's frames")
-		}
-		return jpg, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	r.stills.offer(f)
 }
 
 func (r *recording) setTrack(t media.Track) {
@@ -213,7 +183,7 @@ func (r *recording) Close() {
 
 // playbackSource is what the recordings protocol serves.
 func (r *recording) playbackSource() playback.Source {
-	src := playback.Source{Still: r.still}
+	src := playback.Source{Still: r.stills.still, MaxRequests: r.recRequests}
 	if r.rec != nil {
 		src.Recorder = r.rec
 	}

@@ -29,6 +29,13 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 	state := conn.ConnectionState().TLS
 	fp := identity.PeerFingerprint(state)
 	log := a.log.With("peer", conn.RemoteAddr().String(), "key", identity.ShortFingerprint(fp))
+	if p := state.NegotiatedProtocol; p == stream.ALPN || p == playback.ALPN {
+		release, ok := a.admitViewerConn(conn, fp, log) // limits.go
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	switch state.NegotiatedProtocol {
 	case stream.ALPN:
 		// Track first, then check: a revocation after this check is seen by
