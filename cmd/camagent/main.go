@@ -51,6 +51,7 @@ func newRootCommand() *cobra.Command {
 		newViewersCommand(),
 		newDevicesCommand(),
 		newJoinCommand(),
+		newRefreshCommand(),
 		newViewCommand(),
 		newRecordingsCommand(),
 		newSnapshotCommand(),

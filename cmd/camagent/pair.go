@@ -74,7 +74,7 @@ once and expires after --ttl. Run it on the camera, next to the running agent.`,
 			return err
 		}
 		offer := pairing.Offer{Name: cfg.Name, Fingerprint: id.Fingerprint, Code: issued.Code, Addrs: addrs, RelayAddrs: relayAddrs}
-		if offer.Relays, err = relayclient.OfferURLs(cfg.Relay.URLs, id); err != nil {
+		if offer.Relays, err = relayclient.OfferURLs(cfg.Relay.URLs, id, issued.ID); err != nil {
 			return err
 		}
 		out := cmd.OutOrStdout()

@@ -60,6 +60,8 @@ func newViewersCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// The running agent closes its connections and removes its
+		// relay locators within a second (docs/relay.md).
 		fmt.Fprintf(cmd.OutOrStdout(), "revoked %s (key %s)\n", v.Name, identity.ShortFingerprint(v.Fingerprint))
 		return nil
 	}

@@ -91,10 +91,10 @@ func TestBadCapsulesAbortOnlyTheirTunnel(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux, Locators: testLocators(cam.id)})
 	go k.Run(ctx)
 	waitRegistered(t, ctx, k)
-	pub, err := Locate(ctx, rl.url.WithSecret(LocatorSecret(cam.id)), nil)
+	pub, err := Locate(ctx, rl.url.WithSecret(testSecret(cam.id, rl.url)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,11 +25,11 @@ func benchPair(b *testing.B, viaRelay bool) *quic.Conn {
 	target := cam.mux.LocalAddr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
 	if viaRelay {
 		rl := startRelay(b, relayserver.Config{DatagramRate: 1e9, DatagramBurst: 1e6})
-		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
+		k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux, Locators: testLocators(cam.id)})
 		go k.Run(ctx)
 		waitRegistered(b, ctx, k)
 		var err error
-		if target, err = Locate(ctx, rl.url.WithSecret(LocatorSecret(cam.id)), nil); err != nil {
+		if target, err = Locate(ctx, rl.url.WithSecret(testSecret(cam.id, rl.url)), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,6 +35,14 @@ type Options struct {
 	Identity *identity.Identity // the camera's key: TLS client certificate and locator
 	Token    string             // bearer token, if the relay wants one
 	Logger   *slog.Logger
+	// Locators are the hashes (LocatorHash) to register under; the relay
+	// binds them to Identity's key. None: viewers cannot look this
+	// registration up.
+	Locators [][32]byte
+	// Gate asks the relay to drop packets from peers that did not
+	// locate the registration first (Camagent-Gate, docs/relay.md "Not
+	// enumerable"): a stranger who scans the relay's ports hears nothing.
+	Gate bool
 	// Transport, if set, is the quic.Transport to dial the relay on: the
 	// agent's own, over the Mux, so that the registration leaves from the
 	// camera's QUIC socket and the address the relay observes
@@ -51,7 +61,13 @@ type Conn struct {
 	// observed is where the relay saw the registration come from (zero if
 	// the relay did not say).
 	observed netip.AddrPort
-	log      *slog.Logger
+	// locatorsRefused is how many of the locators the relay refused at
+	// registration (bound to another key).
+	locatorsRefused int
+	log             *slog.Logger
+
+	lmu      sync.Mutex
+	locators [][32]byte // the set last sent to the relay
 
 	wmu sync.Mutex // capsule writes
 
@@ -147,6 +163,11 @@ func register(ctx context.Context, qconn *quic.Conn, cc *http3.ClientConn, opts 
 		acked: make(chan struct{}), done: make(chan struct{}),
 		readDeadline: newDeadline(),
 	}
+	c.locators = opts.Locators
+	if n, err := strconv.Atoi(resp.Header.Get(profile.HeaderLocatorRefused)); err == nil && n > 0 {
+		c.locatorsRefused = n
+		log.Warn("relay refused locators: another key holds them", "refused", n)
+	}
 	if obs, err := profile.ParseObservedAddress(resp.Header); err == nil {
 		c.observed = netip.AddrPortFrom(obs[0].Addr().Unmap(), obs[0].Port())
 	}
@@ -175,8 +196,11 @@ func bindRequest(opts Options) *http.Request {
 	if opts.Token != "" {
 		h.Set("Authorization", "Bearer "+opts.Token)
 	}
-	if opts.Identity != nil {
-		h.Set(profile.HeaderLocator, LocatorHash(LocatorSecret(opts.Identity)))
+	if len(opts.Locators) > 0 {
+		h.Set(profile.HeaderLocator, formatLocators(opts.Locators))
+	}
+	if opts.Gate {
+		h.Set(profile.HeaderGate, "?1")
 	}
 	return &http.Request{
 		Method: http.MethodConnect,
@@ -189,6 +213,28 @@ func bindRequest(opts Options) *http.Request {
 			RawPath: "/.well-known/masque/udp/%2A/%2A/",
 		},
 	}
+}
+
+// LocatorsRefused is how many locators the relay refused at registration
+// because another key registered them first.
+func (c *Conn) LocatorsRefused() int { return c.locatorsRefused }
+
+// SetLocators replaces the locators the registration is found under (a
+// viewer was paired or revoked, a pairing code was made or used up),
+// without registering again: the public address and the viewers on it
+// stay. It does nothing if hashes is the set last sent.
+func (c *Conn) SetLocators(hashes [][32]byte) {
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if slices.Equal(c.locators, hashes) {
+		return
+	}
+	c.locators = slices.Clone(hashes)
+	v := make([]byte, 0, 32*len(hashes))
+	for _, h := range hashes {
+		v = append(v, h[:]...)
+	}
+	c.writeCapsule(wire.CapsuleType(profile.CapsuleLocators), v)
 }
 
 // ObservedAddr is the address the relay saw this registration come from

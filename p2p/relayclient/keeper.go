@@ -32,6 +32,12 @@ type KeeperConfig struct {
 	Logger   *slog.Logger
 	// Transport, if set, is what registrations dial on (Options.Transport).
 	Transport *quic.Transport
+	// Locators, if set, gives the locator hashes to register under at
+	// relay r (called at each registration and by RefreshLocators).
+	Locators func(r RelayURL) [][32]byte
+	// Gate: registrations ask the relay to admit only peers that
+	// located them (Options.Gate).
+	Gate bool
 	// OnChange, if set, is called with each new registration and with nil
 	// when it ends (relay is the relay's address).
 	OnChange func(relay string, c *Conn)
@@ -137,7 +143,8 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err := Register(rctx, Options{Relay: r, Identity: k.cfg.Identity, Token: k.cfg.Token, Logger: log, Transport: k.cfg.Transport})
+		c, err := Register(rctx, Options{Relay: r, Identity: k.cfg.Identity, Token: k.cfg.Token, Logger: log, Transport: k.cfg.Transport,
+			Locators: k.locators(r), Gate: k.cfg.Gate})
 		cancel()
 		if err != nil {
 			wait := jitter(backoff)
@@ -151,6 +158,7 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 		started := time.Now()
 		log.Info("registered with relay", "public", c.PublicAddr().String(), "observed", c.ObservedAddr().String())
 		k.setLive(r.Addr, c)
+		c.SetLocators(k.locators(r)) // a change while registering
 		k.cfg.Mux.Add(c)
 		select {
 		case k.registered <- r.Addr:
@@ -172,6 +180,30 @@ func (k *Keeper) keep(ctx context.Context, r RelayURL) {
 			return
 		}
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (k *Keeper) locators(r RelayURL) [][32]byte {
+	if k.cfg.Locators == nil {
+		return nil
+	}
+	return k.cfg.Locators(r)
+}
+
+// RefreshLocators sends every live registration its current locators
+// (KeeperConfig.Locators) if they changed: the agent calls it when a
+// viewer is paired or revoked or a pairing code is made or expires.
+func (k *Keeper) RefreshLocators() {
+	k.mu.Lock()
+	live := make(map[string]*Conn, len(k.live))
+	for addr, c := range k.live {
+		live[addr] = c
+	}
+	k.mu.Unlock()
+	for _, r := range k.cfg.Relays {
+		if c := live[r.Addr]; c != nil {
+			c.SetLocators(k.locators(r))
+		}
 	}
 }
 

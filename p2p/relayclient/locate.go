@@ -20,13 +20,17 @@ import (
 var ErrNotRegistered = errors.New("camera not registered at this relay")
 
 // Locate asks the relay r for the current public address of the camera
-// whose locator secret r carries. id is the viewer's key (presented, not
-// required). The relay's key is pinned.
+// whose locator secret r carries; the relay then lets this host's IP
+// reach the camera for a short while (docs/relay.md, "Not enumerable").
+// The relay's key is pinned. id is not used: a viewer looks a camera up
+// without a client certificate, so that the relay cannot tie the
+// viewer's key to the cameras it looks up.
 func Locate(ctx context.Context, r RelayURL, id *identity.Identity) (netip.AddrPort, error) {
+	_ = id // deliberately never presented
 	if r.Secret == nil {
 		return netip.AddrPort{}, fmt.Errorf("relay %s: url has no camera locator (rv=)", r.Addr)
 	}
-	qconn, err := quic.DialAddr(ctx, r.Addr, r.tlsConfig(id), profile.QUICConfig())
+	qconn, err := quic.DialAddr(ctx, r.Addr, r.tlsConfig(nil), profile.QUICConfig())
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("relay %s: %w", r.Addr, err)
 	}

@@ -133,11 +133,11 @@ func TestViewerReachesCameraThroughRelay(t *testing.T) {
 	defer cancel()
 	rl := startRelay(t, relayserver.Config{})
 	cam := startCamera(t)
-	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux})
+	k := NewKeeper(KeeperConfig{Relays: []RelayURL{rl.url}, Identity: cam.id, Token: rl.Token, Mux: cam.mux, Locators: testLocators(cam.id)})
 	go k.Run(ctx)
 	waitRegistered(t, ctx, k)
 
-	viewerURL := rl.url.WithSecret(LocatorSecret(cam.id))
+	viewerURL := rl.url.WithSecret(testSecret(cam.id, rl.url))
 	pub, err := Locate(ctx, viewerURL, nil)
 	if err != nil {
 		t.Fatal(err)

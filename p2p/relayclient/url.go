@@ -7,8 +7,6 @@
 package relayclient
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
@@ -69,37 +67,6 @@ func (r RelayURL) String() string {
 func (r RelayURL) WithSecret(secret []byte) RelayURL {
 	r.Secret = secret
 	return r
-}
-
-// LocatorSecret derives a camera's locator secret from its key, so it
-// needs no state of its own and survives reboots; only viewers paired with
-// the camera learn it, and the relay only ever sees its hash.
-func LocatorSecret(id *identity.Identity) []byte {
-	seed := id.Certificate.PrivateKey.(interface{ Seed() []byte }).Seed()
-	mac := hmac.New(sha256.New, seed)
-	mac.Write([]byte("camagent relay locator v1"))
-	return mac.Sum(nil)
-}
-
-// LocatorHash is what a camera registers under: SHA-256 of its secret.
-func LocatorHash(secret []byte) string {
-	sum := sha256.Sum256(secret)
-	return hex.EncodeToString(sum[:])
-}
-
-// OfferURLs turns the agent's relay URLs into what its pairing offer
-// carries: each with the locator secret added.
-func OfferURLs(relays []string, id *identity.Identity) ([]string, error) {
-	secret := LocatorSecret(id)
-	var out []string
-	for _, s := range relays {
-		r, err := ParseRelayURL(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r.WithSecret(secret).String())
-	}
-	return out, nil
 }
 
 // tlsConfig pins the relay's key and presents ours (for a key allow-list).

@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
+	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/quic-go/quic-go/http3"
 )
@@ -26,9 +28,9 @@ func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 			err = refuse(http.StatusUnauthorized, "not on the allow-list")
 		}
 	}
-	var locator *[32]byte
+	var locators [][32]byte
 	if err == nil && req.bind {
-		locator, err = parseLocator(r.Header.Get(profile.HeaderLocator))
+		locators, err = parseLocators(r.Header.Get(profile.HeaderLocator))
 	}
 	if err != nil {
 		s.refuse(w, r, err)
@@ -36,7 +38,7 @@ func (s *Server) handleMASQUE(w http.ResponseWriter, r *http.Request) {
 	}
 	o := ownerOf(r, id)
 	if req.bind {
-		s.serveBind(w, r, locator, o)
+		s.serveBind(w, r, locators, o)
 		return
 	}
 	s.serveConnect(w, r, req.target, o)
@@ -53,29 +55,27 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	writeRefusal(w, status, proxyErr, details, http.MethodConnect)
 }
 
-func parseLocator(h string) (*[32]byte, error) {
-	if h == "" {
-		return nil, nil
-	}
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != 32 {
-		return nil, refuse(http.StatusBadRequest, "%s must be 64 hex digits", profile.HeaderLocator)
-	}
-	var l [32]byte
-	copy(l[:], b)
-	return &l, nil
-}
-
 // serveBind runs one registration: a public UDP socket forwarded to and
 // from the client's request stream, until either side ends it.
-func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]byte, o owner) {
+func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][32]byte, o owner) {
 	sock, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.PublicIP, 0)))
 	if err != nil {
 		s.refuse(w, r, refuse(http.StatusServiceUnavailable, "public socket: %v", err))
 		return
 	}
-	t := newTunnel(s, sock, locator)
+	t := newTunnel(s, sock)
 	conn := o.conn
+	if r.TLS != nil {
+		t.loc.owner = identity.PeerFingerprint(*r.TLS) // no one else can set t's locators yet
+	}
+	if gate, err := sfvBool(r.Header, profile.HeaderGate); err == nil && gate {
+		t.gate.on = true
+		if conn != nil {
+			if ua, ok := conn.RemoteAddr().(*net.UDPAddr); ok {
+				t.gate.ownIP = ua.AddrPort().Addr().Unmap()
+			}
+		}
+	}
 	if err := s.addTunnel(t, o); err != nil {
 		sock.Close()
 		s.refuse(w, r, refuse(http.StatusTooManyRequests, "%v", err))
@@ -83,6 +83,9 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]
 	}
 	defer s.removeTunnel(t)
 	h := w.Header()
+	if refused := s.setLocators(t, locators); refused > 0 {
+		h.Set(profile.HeaderLocatorRefused, strconv.Itoa(refused))
+	}
 	h.Set(http3.CapsuleProtocolHeader, "?1")
 	h.Set(profile.HeaderBind, "?1")
 	h.Set(profile.HeaderPublicAddress, profile.FormatPublicAddress(t.public))
@@ -99,16 +102,19 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locator *[32]
 		return
 	}
 	s.metrics.RegistrationsTotal.Add(1)
-	s.log.Info("registered", "remote", r.RemoteAddr, "public", t.public.String())
+	s.log.Info("registered", "remote", r.RemoteAddr, "public", t.public.String(), "locators", len(locators), "gated", t.gate.on)
 	t.run(str, conn)
 	s.log.Info("registration ended", "remote", r.RemoteAddr, "public", t.public.String())
 }
 
 // handleLocate answers where a camera's registration is, to whoever knows
-// its locator secret. Unknown and malformed secrets get the same 404, so
-// the endpoint tells a stranger nothing. The rate limit is per source
-// prefix (prefixlimit.go): a flood from one network does not fail another
-// network's lookups.
+// one of its locator secrets, and opens a gated registration to the
+// asker's IP for AdmitWindow (gate.go). Unknown and malformed secrets get
+// the same 404. The rate limit is per source prefix (prefixlimit.go): a
+// flood from one network does not fail another network's lookups. The
+// relay neither needs nor uses a client certificate here: viewers locate
+// without one, so the relay cannot tie a viewer's key to the cameras it
+// looks up (docs/relay.md).
 func (s *Server) handleLocate(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		writeRefusal(w, http.StatusMethodNotAllowed, "", "locate takes GET", http.MethodGet)
@@ -122,17 +128,21 @@ func (s *Server) handleLocate(w http.ResponseWriter, r *http.Request) {
 	secret, err := hex.DecodeString(strings.TrimPrefix(r.URL.Path, profile.LocatePrefix))
 	var t *tunnel
 	if err == nil && len(secret) == 32 {
-		key := sha256.Sum256(secret)
-		s.mu.Lock()
-		t = s.locators[key]
-		s.mu.Unlock()
+		t = s.lookupLocator(sha256.Sum256(secret))
 	}
+	clientCert := r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 	if t == nil {
 		s.metrics.LocateNotFound.Add(1)
+		// Debug: strangers' guesses must not flood the log.
+		s.log.Debug("locate", "result", "not_found", "remote", r.RemoteAddr, "client_cert", clientCert)
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		t.admit(ap.Addr().Unmap())
+	}
 	s.metrics.LocateFound.Add(1)
+	s.log.Info("locate", "result", "found", "remote", r.RemoteAddr, "client_cert", clientCert, "public", t.public.String())
 	w.Header().Set(profile.HeaderPublicAddress, profile.FormatPublicAddress(t.public))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)

@@ -25,6 +25,7 @@ type Metrics struct {
 	LocateFound         atomic.Uint64
 	LocateNotFound      atomic.Uint64
 	LocateLimited       atomic.Uint64
+	LocatorRefused      atomic.Uint64 // locators refused at registration: bound to another key
 	STUNAnswered        atomic.Uint64 // Binding requests answered on the QUIC port
 	STUNIgnored         atomic.Uint64 // non-QUIC packets that are not a well-formed Binding request
 	STUNLimited         atomic.Uint64 // valid Binding requests over the relay-wide answer rate
@@ -76,6 +77,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("camagent_relay_locate_total{result=\"found\"} %d", m.LocateFound.Load())
 	p("camagent_relay_locate_total{result=\"not_found\"} %d", m.LocateNotFound.Load())
 	p("camagent_relay_locate_total{result=\"limited\"} %d", m.LocateLimited.Load())
+	p("# TYPE camagent_relay_locators_refused_total counter")
+	p("camagent_relay_locators_refused_total %d", m.LocatorRefused.Load())
 	p("# TYPE camagent_relay_stun_total counter")
 	p("camagent_relay_stun_total{result=\"answered\"} %d", m.STUNAnswered.Load())
 	p("camagent_relay_stun_total{result=\"ignored\"} %d", m.STUNIgnored.Load())

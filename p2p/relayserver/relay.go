@@ -79,6 +79,9 @@ type Config struct {
 	// that). There is no relay-wide bucket.
 	LocateRate float64
 	STUNRate   float64
+	// AdmitWindow is how long a locate opens a gated registration to
+	// the locating client's IP (default 30s; gate.go).
+	AdmitWindow time.Duration
 	// AllowTargets are prefixes the relay may send to although they are
 	// special-purpose (target.go): loopback for tests on one host,
 	// documentation ranges for the labs. Never for production. The
@@ -122,6 +125,9 @@ func (c *Config) setDefaults() {
 	if c.STUNRate <= 0 {
 		c.STUNRate = 20
 	}
+	if c.AdmitWindow <= 0 {
+		c.AdmitWindow = 30 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -141,7 +147,7 @@ type Server struct {
 	policy        *targetPolicy
 
 	mu         sync.Mutex
-	locators   map[[32]byte]*tunnel // SHA-256 of a camera's locator secret -> its registration
+	locators   map[[32]byte]*locatorEntry // SHA-256 of a locator secret -> its key and registrations (locators.go)
 	perConn    map[*quic.Conn]int
 	byIdentity map[string]*share
 	bySource   map[netip.Prefix]*share
@@ -164,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(),
 		locateLimit: newPrefixLimiter(cfg.LocateRate, int(2*cfg.LocateRate), cfg.Now),
-		locators:    map[[32]byte]*tunnel{},
+		locators:    map[[32]byte]*locatorEntry{},
 		perConn:     map[*quic.Conn]int{},
 		byIdentity:  map[string]*share{},
 		bySource:    map[netip.Prefix]*share{},
@@ -297,6 +303,7 @@ func (s *Server) expireContexts() {
 		if own, err := ownAddrs(s.cfg.PublicIP); err == nil {
 			s.policy.setOwn(own)
 		}
+		s.sweepLocators()
 	}
 }
 
@@ -351,9 +358,6 @@ func (s *Server) addTunnel(t *tunnel, o owner) error {
 	t.owner, t.grant = o, g
 	s.registrations.Add(1)
 	s.tunnels[t] = struct{}{}
-	if t.locator != nil {
-		s.locators[*t.locator] = t // the newest registration wins
-	}
 	return nil
 }
 
@@ -366,9 +370,7 @@ func (s *Server) removeTunnel(t *tunnel) {
 	delete(s.tunnels, t)
 	s.registrations.Add(-1)
 	s.releaseLocked(t.owner)
-	if t.locator != nil && s.locators[*t.locator] == t {
-		delete(s.locators, *t.locator)
-	}
+	s.dropLocatorsLocked(t) // each falls back to the key's next newest registration
 }
 
 var errTooMany = errors.New("relay: too many registrations")

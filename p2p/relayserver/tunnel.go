@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 	"github.com/quic-go/quic-go/quicvarint"
 
+	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/masque/wire"
 )
 
@@ -43,11 +44,11 @@ type tunnel struct {
 	srv      *Server
 	sock     *net.UDPConn
 	public   netip.AddrPort
-	locator  *[32]byte
-	limitIn  *tokenBucket // peer -> camera
-	limitOut *tokenBucket // camera -> peer
-	owner    owner        // who it counts against (limits.go)
-	grant    grant        // its owner's aggregate buckets
+	loc      tunnelLocators // guarded by srv.mu (locators.go)
+	limitIn  *tokenBucket   // peer -> camera
+	limitOut *tokenBucket   // camera -> peer
+	owner    owner          // who it counts against (limits.go)
+	grant    grant          // its owner's aggregate buckets
 
 	str tunnelStream
 	// qconn is the QUIC connection of str, if known: readUDP then frames
@@ -59,16 +60,17 @@ type tunnel struct {
 	uncompressed uint64 // Context ID of the uncompressed context; 0: closed (firewall mode)
 	byID         map[uint64]*peerContext
 	byPeer       map[netip.AddrPort]*peerContext
-	nextProxyID  uint64 // proxy-allocated IDs are odd
+	nextProxyID  uint64    // proxy-allocated IDs are odd
+	gate         gateState // who may reach the camera without a context (gate.go)
 
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-func newTunnel(s *Server, sock *net.UDPConn, locator *[32]byte) *tunnel {
+func newTunnel(s *Server, sock *net.UDPConn) *tunnel {
 	local := sock.LocalAddr().(*net.UDPAddr).AddrPort()
 	return &tunnel{
-		srv: s, sock: sock, locator: locator,
+		srv: s, sock: sock,
 		public:      netip.AddrPortFrom(s.cfg.PublicIP, local.Port()),
 		limitIn:     newTokenBucket(s.cfg.DatagramRate, s.cfg.DatagramBurst, s.cfg.Now),
 		limitOut:    newTokenBucket(s.cfg.DatagramRate, s.cfg.DatagramBurst, s.cfg.Now),
@@ -227,7 +229,7 @@ func (t *tunnel) encodeForClient(b []byte, peer netip.AddrPort, payload []byte) 
 		c.lastUsed = t.srv.cfg.Now()
 		return wire.AppendCompressed(b, c.id, payload), nil
 	}
-	if t.uncompressed == 0 {
+	if t.uncompressed == 0 || (c == nil && !t.admitsLocked(peer)) {
 		return nil, nil
 	}
 	b = wire.AppendUncompressed(b, t.uncompressed, peer, payload)
@@ -303,6 +305,9 @@ func (t *tunnel) decodeFromClient(d []byte) (netip.AddrPort, []byte, error) {
 		if err == nil {
 			err = t.srv.policy.check(peer)
 		}
+		if err == nil {
+			t.permitLocked(peer)
+		}
 		return peer, payload, err
 	}
 	c := t.byID[id]
@@ -325,6 +330,12 @@ func (t *tunnel) readCapsules() error {
 		typ, r, err := p.Next()
 		if err != nil {
 			return err
+		}
+		if typ == http3.CapsuleType(profile.CapsuleLocators) {
+			if err := t.readLocators(r); err != nil {
+				return err
+			}
+			continue
 		}
 		ct := wire.CapsuleType(typ)
 		switch ct {

@@ -20,7 +20,6 @@ import (
 	"github.com/camagent/camagent/internal/core/viewer"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/portspray"
-	"github.com/camagent/camagent/p2p/relayclient"
 	"github.com/camagent/camagent/p2p/traversal"
 	"github.com/camagent/camagent/stream"
 )
@@ -112,7 +111,7 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 			return fail(fmt.Errorf("agent not %s after 10 s", wait.what))
 		}
 	}
-	relays, err := relayclient.OfferURLs(cfg.Relay.URLs, a.Identity())
+	relays, err := a.ViewerRelayURLs(vid.Fingerprint)
 	if err != nil {
 		return fail(err)
 	}

@@ -90,7 +90,8 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	tlsConf := identity.ServerTLSConfigALPNs(id, viewers, []string{stream.ALPN, playback.ALPN}, pairing.ALPN, log.With("component", "tls"))
-	ln, relays, err := listen(cfg, id, tlsConf, log)
+	locators := &locatorSource{id: id, viewers: viewers, codes: codes, log: log.With("component", "relay"), now: time.Now}
+	ln, relays, err := listen(cfg, id, tlsConf, locators, log)
 	if err != nil {
 		rec.Close()
 		return nil, err

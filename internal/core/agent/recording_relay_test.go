@@ -12,7 +12,6 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/internal/core/viewer"
-	"github.com/camagent/camagent/p2p/relayclient"
 	"github.com/camagent/camagent/p2p/relayserver"
 	"github.com/camagent/camagent/p2p/relayserver/relaytest"
 	"github.com/camagent/camagent/p2p/traversal"
@@ -46,7 +45,7 @@ func TestRecordingExportThroughRelay(t *testing.T) {
 	// Pair, then forget the camera's address: only its relay is left, as
 	// for a phone away from home.
 	id, cam := pairViewer(t, a, "phone")
-	relays, err := relayclient.OfferURLs(a.cfg.Relay.URLs, a.Identity())
+	relays, err := a.ViewerRelayURLs(id.Fingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +134,7 @@ func TestRecordingsThroughRelayGoDirect(t *testing.T) {
 	defer cancel()
 	waitRegistered(ctx, t, a, rl)
 	id, cam := pairViewer(t, a, "phone")
-	relays, err := relayclient.OfferURLs(a.cfg.Relay.URLs, a.Identity())
+	relays, err := a.ViewerRelayURLs(id.Fingerprint)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ type relayState struct {
 // listen opens the agent's one QUIC listener. Without relays it is a plain
 // UDP listener; with relays it runs on a relayclient.Mux so that viewers coming
 // through a relay reach the same listener, TLS policy and hub as direct ones.
-func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, log *slog.Logger) (*quic.Listener, *relayState, error) {
+func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, locators *locatorSource, log *slog.Logger) (*quic.Listener, *relayState, error) {
 	if len(cfg.Relay.URLs) == 0 {
 		ln, err := quic.ListenAddr(cfg.Listen, tlsConf, stream.QUICConfig())
 		if err != nil {
@@ -78,6 +78,10 @@ func listen(cfg config.Config, id *identity.Identity, tlsConf *tls.Config, log *
 	// are punched toward (docs/nat-traversal.md §6).
 	keeper := relayclient.NewKeeper(relayclient.KeeperConfig{
 		Relays: relays, Identity: id, Token: cfg.Relay.Token, Mux: mux, Transport: tr,
+		// Found only under the paired viewers' and live codes'
+		// locators, and shut to everyone who did not locate it first
+		// (docs/relay.md, "Not enumerable").
+		Locators: locators.hashes, Gate: true,
 		OnChange: func(relay string, c *relayclient.Conn) {
 			nat.relayChanged(relay, c)
 			if err := pub.relayChanged(relay, c); err != nil {

@@ -59,12 +59,17 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		err := playback.Serve(ctx, conn, a.rec.playbackSource(), log)
 		log.Debug("recordings session ended", "viewer", v.Name, "reason", err)
 	case pairing.ALPN:
-		v, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name)
+		out, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name, viewerRelays(a.cfg.Relay.URLs, a.id))
 		if err != nil {
 			log.Warn("pairing refused", "err", err)
 			return
 		}
-		log.Info("viewer paired", "viewer", v.Name)
+		if out.Refresh {
+			log.Info("viewer fetched its relay locators", "viewer", out.Viewer.Name)
+			return
+		}
+		a.relays.refreshLocators() // its locator, at once
+		log.Info("viewer paired", "viewer", out.Viewer.Name)
 	default:
 		conn.CloseWithError(0, "unknown protocol")
 	}
@@ -84,15 +89,26 @@ func (a *Agent) track(conn *quic.Conn, fp string, live bool) {
 // they watch: revoking must take effect at once, not at the next connect.
 // It checks each live connection against the store (level-triggered), so a
 // viewer paired and revoked within one interval is caught as well.
+//
+// Pairings, revocations and codes also change what the camera is found
+// under at its relays: those are checked four times as often, so that an
+// offer scanned right after `camagent pair` locates the camera at once
+// (a stat of viewers.json and codes.json each time, unless they changed).
 func (a *Agent) watchRevocations(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	loc := time.NewTicker(locatorRefresh)
+	defer loc.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-loc.C:
+			a.relays.refreshLocators()
+			continue
 		case <-t.C:
 		}
+		a.relays.refreshLocators()
 		a.mu.Lock()
 		for conn, fp := range a.conns {
 			if _, ok := a.viewers.Allowed(fp); !ok {

@@ -47,7 +47,8 @@ func joinOffer(ctx context.Context, t *testing.T, a *Agent, name, addr string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	relays, err := relayclient.OfferURLs(a.cfg.Relay.URLs, a.Identity())
+	a.relays.refreshLocators() // the code's locator now, not at the agent's next second
+	relays, err := relayclient.OfferURLs(a.cfg.Relay.URLs, a.Identity(), issued.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

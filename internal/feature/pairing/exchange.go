@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // bigger or slower is not a viewer.
 const (
 	maxMessage       = 1024
+	maxReply         = 8 << 10 // a reply carries up to 8 relay URLs
 	dialTimeout      = 5 * time.Second
 	lingerTimeout    = 5 * time.Second
 	requestVersion   = 1
@@ -31,19 +33,40 @@ const (
 // reply. A variable so that tests need not wait for it.
 var exchangeTimeout = 30 * time.Second
 
-// request is the viewer's single message: {"v":1,"code":"...","name":"..."}.
+// request is the viewer's single message: {"v":1,"code":"...","name":"..."}
+// to pair, or {"v":1,"op":"relays"} from a viewer already paired, for its
+// current relay URLs (its own locator secrets, docs/relay.md).
 type request struct {
 	V    int    `json:"v"`
-	Code string `json:"code"`
+	Op   string `json:"op,omitempty"` // "" (pair) or opRelays
+	Code string `json:"code,omitempty"`
 	Name string `json:"name,omitempty"`
 }
+
+// opRelays asks for the viewer's relay URLs; the key presented in the
+// handshake must be paired.
+const opRelays = "relays"
 
 // reply is the camera's single message.
 type reply struct {
 	OK     bool   `json:"ok"`
 	Camera string `json:"camera,omitempty"` // camera name
 	Viewer string `json:"viewer,omitempty"` // name the viewer was saved under
-	Error  string `json:"error,omitempty"`  // key of wireErrors
+	// Relays are the camera's relay URLs with this viewer's own locator
+	// secrets (rv=), which replace the offer's one-time ones.
+	Relays []string `json:"relays,omitempty"`
+	Error  string   `json:"error,omitempty"` // key of wireErrors
+}
+
+// RelaysFunc gives the relay URLs, with its own locator secrets, that a
+// paired viewer keeps (nil, nil without relays).
+type RelaysFunc func(v identity.Viewer) ([]string, error)
+
+// Outcome is what a served exchange did.
+type Outcome struct {
+	Viewer identity.Viewer
+	// Refresh: a paired viewer fetched its relay URLs; nothing changed.
+	Refresh bool
 }
 
 // parseRequest decodes and validates a request. The code is normalised;
@@ -58,6 +81,13 @@ func parseRequest(b []byte) (request, error) {
 	}
 	if r.V != requestVersion {
 		return request{}, fmt.Errorf("%w: version %d", ErrBadRequest, r.V)
+	}
+	switch r.Op {
+	case "":
+	case opRelays:
+		return r, nil
+	default:
+		return request{}, fmt.Errorf("%w: op %q", ErrBadRequest, r.Op)
 	}
 	code, err := NormalizeCode(r.Code)
 	if err != nil {
@@ -76,8 +106,8 @@ func parseRequest(b []byte) (request, error) {
 // parseReply decodes a camera's reply into the viewer-side result.
 func parseReply(b []byte) (reply, error) {
 	var r reply
-	if len(b) > maxMessage {
-		return reply{}, fmt.Errorf("%w: longer than %d bytes", ErrProtocol, maxMessage)
+	if len(b) > maxReply {
+		return reply{}, fmt.Errorf("%w: longer than %d bytes", ErrProtocol, maxReply)
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return reply{}, fmt.Errorf("%w: %v", ErrProtocol, err)
@@ -91,15 +121,15 @@ func parseReply(b []byte) (reply, error) {
 	return r, nil
 }
 
-// readMessage reads one whole message: the peer sends it and closes its
-// side of the stream.
-func readMessage(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxMessage+1))
+// readMessage reads one whole message of at most limit bytes: the peer
+// sends it and closes its side of the stream.
+func readMessage(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxMessage {
-		return nil, fmt.Errorf("%w: message longer than %d bytes", ErrBadRequest, maxMessage)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: message longer than %d bytes", ErrBadRequest, limit)
 	}
 	return b, nil
 }
@@ -107,9 +137,11 @@ func readMessage(r io.Reader) ([]byte, error) {
 // Serve runs the camera's side of one pairing connection (ALPN ALPN,
 // already past a handshake with ServerTLSConfig): it accepts one stream,
 // reads the request, redeems the code, registers the key the viewer
-// presented in the handshake and replies. It closes the connection, with
-// an application error code on failure, and returns the viewer as saved.
-func Serve(ctx context.Context, conn *quic.Conn, codes *CodeStore, viewers *identity.ViewerStore, cameraName string) (identity.Viewer, error) {
+// presented in the handshake and replies, with the viewer's own relay URLs
+// from relays (which may be nil). A paired viewer may instead ask for
+// those URLs alone (op "relays"). It closes the connection, with an
+// application error code on failure, and returns the viewer as saved.
+func Serve(ctx context.Context, conn *quic.Conn, codes *CodeStore, viewers *identity.ViewerStore, cameraName string, relays RelaysFunc) (Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 	defer cancel()
 	tlsState := conn.ConnectionState().TLS
@@ -117,44 +149,60 @@ func Serve(ctx context.Context, conn *quic.Conn, codes *CodeStore, viewers *iden
 	if tlsState.NegotiatedProtocol != ALPN || fp == "" {
 		err := fmt.Errorf("%w: wrong protocol or no client certificate", ErrBadRequest)
 		conn.CloseWithError(CloseBadRequest, "bad request")
-		return identity.Viewer{}, err
+		return Outcome{}, err
 	}
 	str, err := conn.AcceptStream(ctx)
 	if err != nil {
 		conn.CloseWithError(CloseBadRequest, "no request")
-		return identity.Viewer{}, fmt.Errorf("pairing: accept stream: %w", err)
+		return Outcome{}, fmt.Errorf("pairing: accept stream: %w", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		str.SetDeadline(dl)
 	}
-	viewer, result := handle(str, fp, codes, viewers)
-	answer(str, reply{OK: result == nil, Camera: cameraName, Viewer: viewer.Name}, result)
+	out, result := handle(str, fp, codes, viewers)
+	r := reply{OK: result == nil, Camera: cameraName, Viewer: out.Viewer.Name}
+	if result == nil && relays != nil {
+		var err error
+		if r.Relays, err = relays(out.Viewer); err != nil && out.Refresh {
+			result = fmt.Errorf("%w: relay urls: %v", ErrInternal, err)
+		}
+		// A new pairing stands without them: the viewer keeps the
+		// offer's and asks again later.
+	}
+	answer(str, r, result)
 	linger(ctx, conn)
 	conn.CloseWithError(closeCode(result), closeReason(result))
-	return viewer, result
+	return out, result
 }
 
 // handle reads and acts on the request. Only after the code is consumed is
 // the key registered, so a refused request leaves viewers.json untouched.
-func handle(str *quic.Stream, fp string, codes *CodeStore, viewers *identity.ViewerStore) (identity.Viewer, error) {
-	raw, err := readMessage(str)
+func handle(str *quic.Stream, fp string, codes *CodeStore, viewers *identity.ViewerStore) (Outcome, error) {
+	raw, err := readMessage(str, maxMessage)
 	if err != nil {
-		return identity.Viewer{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		return Outcome{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	req, err := parseRequest(raw)
 	if err != nil {
-		return identity.Viewer{}, err
+		return Outcome{}, err
+	}
+	if req.Op == opRelays {
+		v, ok := viewers.Allowed(fp)
+		if !ok {
+			return Outcome{}, ErrNotPaired
+		}
+		return Outcome{Viewer: v, Refresh: true}, nil
 	}
 	grant, err := codes.Redeem(req.Code)
 	if err != nil {
-		return identity.Viewer{}, err
+		return Outcome{}, err
 	}
 	name := cmp.Or(grant.Viewer, req.Name, defaultViewerTag)
 	v, err := viewers.Add(name, fp)
 	if err != nil {
-		return identity.Viewer{}, fmt.Errorf("%w: %v", ErrInternal, err)
+		return Outcome{}, fmt.Errorf("%w: %v", ErrInternal, err)
 	}
-	return v, nil
+	return Outcome{Viewer: v}, nil
 }
 
 // answer writes the reply and closes the camera's side of the stream.
@@ -261,9 +309,7 @@ func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.
 			continue
 		}
 		attempts = append(attempts, dialrace.Attempt[*quic.Conn]{Name: "relay " + r.Addr, Dial: func(ctx context.Context) (*quic.Conn, error) {
-			lctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			pub, err := relayclient.Locate(lctx, r, id)
-			cancel()
+			pub, err := locateNewCode(ctx, r)
 			if err != nil {
 				return nil, err
 			}
@@ -278,6 +324,31 @@ func joinAttempts(offer Offer, id *identity.Identity) ([]dialrace.Attempt[*quic.
 		return nil, fmt.Errorf("pairing: offer has no usable address or relay: %w", errors.Join(bad...))
 	}
 	return attempts, nil
+}
+
+// codeLocatorWait is how long Join keeps looking up an offer's locator
+// that the relay does not know yet: the agent registers a new code's
+// locator within a quarter of a second of `camagent pair` (docs/relay.md),
+// and a viewer may scan the offer sooner.
+const codeLocatorWait = 3 * time.Second
+
+// locateNewCode locates the camera through r, retrying while the relay
+// does not know the locator yet.
+func locateNewCode(ctx context.Context, r relayclient.RelayURL) (netip.AddrPort, error) {
+	deadline := time.Now().Add(codeLocatorWait)
+	for {
+		lctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		pub, err := relayclient.Locate(lctx, r, nil)
+		cancel()
+		if !errors.Is(err, relayclient.ErrNotRegistered) || time.Now().After(deadline) {
+			return pub, err
+		}
+		select {
+		case <-ctx.Done():
+			return netip.AddrPort{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func dial(ctx context.Context, addr, fingerprint string, id *identity.Identity) (*quic.Conn, error) {
@@ -303,7 +374,7 @@ func exchange(ctx context.Context, conn *quic.Conn, req request) (reply, error) 
 		return reply{}, fmt.Errorf("pairing: send: %w", err)
 	}
 	str.Close()
-	raw, err := readMessage(str)
+	raw, err := readMessage(str, maxReply)
 	if err != nil {
 		return reply{}, fmt.Errorf("pairing: read reply: %w", err)
 	}
@@ -311,15 +382,52 @@ func exchange(ctx context.Context, conn *quic.Conn, req request) (reply, error) 
 }
 
 func saveCamera(offer Offer, r reply, cameras *identity.CameraStore) (identity.Camera, error) {
+	relays := offer.Relays
+	if len(r.Relays) > 0 {
+		relays = r.Relays // the offer's locators die with its code
+	}
 	cam := identity.Camera{
 		Name:        cmp.Or(offer.Name, r.Camera),
 		Fingerprint: offer.Fingerprint,
 		Addrs:       offer.Addrs,
-		Relays:      offer.Relays,
+		Relays:      relays,
 		PairedAt:    time.Now().UTC(),
 	}
 	if err := cameras.Add(cam); err != nil {
 		return identity.Camera{}, fmt.Errorf("pairing: paired, but saving the camera failed: %w", err)
+	}
+	return cam, nil
+}
+
+// Refresh asks the paired camera cam for this viewer's current relay URLs
+// (its own locator secrets; docs/relay.md) and saves them in cameras. It
+// reaches the camera like Join (its addresses, then its relays with the
+// locators the viewer has), so it works on the LAN after the viewer's
+// locators stopped working (a camera re-keyed, or paired again), and
+// through a relay whenever one of them still works.
+func Refresh(ctx context.Context, cam identity.Camera, id *identity.Identity, cameras *identity.CameraStore) (identity.Camera, error) {
+	attempts, err := joinAttempts(Offer{Name: cam.Name, Fingerprint: cam.Fingerprint, Addrs: cam.Addrs, Relays: cam.Relays}, id)
+	if err != nil {
+		return identity.Camera{}, err
+	}
+	conn, _, err := dialrace.First(ctx, dialrace.Config[*quic.Conn]{
+		HeadStart: relayHeadStart,
+		Discard:   func(c *quic.Conn) { c.CloseWithError(CloseOK, "") },
+	}, attempts)
+	if err != nil {
+		return identity.Camera{}, fmt.Errorf("pairing: the camera was not reached: %w", err)
+	}
+	r, err := exchange(ctx, conn, request{V: requestVersion, Op: opRelays})
+	conn.CloseWithError(CloseOK, "")
+	if err != nil {
+		return identity.Camera{}, err
+	}
+	if len(r.Relays) == 0 {
+		return cam, nil // a camera without relays, or one that predates them
+	}
+	cam.Relays = r.Relays
+	if err := cameras.Add(cam); err != nil {
+		return identity.Camera{}, fmt.Errorf("pairing: saving the camera failed: %w", err)
 	}
 	return cam, nil
 }

@@ -25,9 +25,11 @@ type camera struct {
 	clock   *clock
 	addr    string
 	served  chan error // one result per pairing connection
+	relays  RelaysFunc // nil: a camera without relays
 }
 
-func startCamera(t *testing.T) *camera {
+// startCamera starts a camera; opts change it before it accepts.
+func startCamera(t *testing.T, opts ...func(*camera)) *camera {
 	t.Helper()
 	testtier.Slow(t, "the pairing exchange over QUIC on loopback")
 	dir := t.TempDir()
@@ -47,6 +49,9 @@ func startCamera(t *testing.T) *camera {
 	}
 	t.Cleanup(func() { ln.Close() })
 	c.addr = ln.Addr().String()
+	for _, o := range opts {
+		o(c)
+	}
 	go c.acceptLoop(ln)
 	return c
 }
@@ -60,7 +65,7 @@ func (c *camera) acceptLoop(ln *quic.Listener) {
 		switch conn.ConnectionState().TLS.NegotiatedProtocol {
 		case ALPN:
 			go func() {
-				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch")
+				_, err := Serve(context.Background(), conn, c.codes, c.viewers, "porch", c.relays)
 				c.served <- err
 			}()
 		case testVideoALPN:
@@ -397,7 +402,7 @@ func TestServeRequiresPairingALPN(t *testing.T) {
 			result <- err
 			return
 		}
-		_, err = Serve(context.Background(), conn, cam.codes, cam.viewers, "porch")
+		_, err = Serve(context.Background(), conn, cam.codes, cam.viewers, "porch", nil)
 		result <- err
 	}()
 	conf := identity.ClientTLSConfig(v.id, cam.id.Fingerprint, testVideoALPN)

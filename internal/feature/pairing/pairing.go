@@ -28,6 +28,7 @@ var (
 	ErrBadRequest = errors.New("pairing: bad request")
 	ErrInternal   = errors.New("pairing: camera failed to save the pairing")
 	ErrProtocol   = errors.New("pairing: malformed reply from camera")
+	ErrNotPaired  = errors.New("pairing: this viewer is not paired with the camera (or was revoked)")
 )
 
 // wireErrors maps the error names carried in replies to Go errors, so that
@@ -39,6 +40,7 @@ var wireErrors = map[string]error{
 	"code_burned":  ErrCodeBurned,
 	"rate_limited": ErrRateLimited,
 	"internal":     ErrInternal,
+	"not_paired":   ErrNotPaired,
 }
 
 // wireName is the reply name for err, "internal" for anything unlisted so

@@ -29,9 +29,19 @@ const LocatePrefix = "/.well-known/camagent/locate/"
 const (
 	HeaderBind          = "Connect-UDP-Bind"
 	HeaderPublicAddress = "Proxy-Public-Address"
-	// HeaderLocator carries the SHA-256 (hex) of the camera's locator
-	// secret, under which viewers find this registration (docs/relay.md).
+	// HeaderLocator, in a bind request, carries the locators under which
+	// viewers find this registration: a comma-separated list of SHA-256
+	// (hex) of locator secrets, at most MaxLocators (docs/relay.md). The
+	// relay binds each to the registering client's key.
 	HeaderLocator = "Camagent-Locator"
+	// HeaderLocatorRefused, in a bind response, is how many of the
+	// requested locators the relay refused because another key holds
+	// them.
+	HeaderLocatorRefused = "Camagent-Locator-Refused"
+	// HeaderGate: ?1 in a bind request asks the relay to drop packets
+	// to the public address from peers that have not located the
+	// registration (docs/relay.md, "Not enumerable").
+	HeaderGate = "Camagent-Gate"
 	// HeaderObservedAddress, in a bind response, is the address the relay
 	// sees the registering connection come from, in the format of
 	// Proxy-Public-Address: for a camera that registers from its QUIC
@@ -41,6 +51,15 @@ const (
 	// cannot send.
 	HeaderObservedAddress = "Camagent-Observed-Address"
 )
+
+// CapsuleLocators (camagent's own capsule type, camera to relay on a bind
+// request stream) replaces the registration's set of locators: its value
+// is the SHA-256 of each locator secret, 32 bytes each, at most
+// MaxLocators. Relays that do not know it skip it (RFC 9297 section 3.2).
+const CapsuleLocators uint64 = 0x2ca3c1
+
+// MaxLocators bounds the locators of one registration.
+const MaxLocators = 256
 
 // QUICConfig is the transport configuration of relay connections, on both
 // ends. Packets start large (1400 bytes, safe on 1500-byte links) so that a
