@@ -18,8 +18,9 @@ import (
 )
 
 // requireLab skips t unless a lab can be built here: run by its make
-// target (testtier.System: the labs take minutes and `make test` runs each
-// target once, not again inside go test ./...), not under -short, as root, with ip and nft (and the other tools given) installed, and
+// target (testtier.System: the labs take minutes and `make test` runs
+// each target once, not again inside go test ./...), not under -short,
+// as root, with ip and nft (and the other tools given) installed, and
 // network namespaces allowed.
 func requireLab(t *testing.T, why string, tools ...string) {
 	t.Helper()
