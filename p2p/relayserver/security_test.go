@@ -18,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/camagent/camagent/internal/base/testtier"
 	"github.com/camagent/camagent/internal/feature/identity"
 	"github.com/camagent/camagent/p2p/masque/profile"
 	"github.com/camagent/camagent/p2p/masque/wire"
@@ -27,6 +28,7 @@ import (
 // cfg (identity, public IP and token filled in) until the test ends.
 func startPolicyRelay(t *testing.T, addr string, cfg Config) (*Server, netip.AddrPort) {
 	t.Helper()
+	testtier.Slow(t, "a MASQUE relay over QUIC on loopback")
 	id, err := identity.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 // The unit, the state files and the relay token (issue 11 items 2 and 10).
@@ -208,6 +210,7 @@ func firstLine(out string, err error) string {
 // testInstalledConfig: `make install` must not leave the config (which may
 // hold the relay token) readable by every local user.
 func testInstalledConfig(t *testing.T) {
+	testtier.System(t, "make attack-test") // runs make install-files; an attack of out/attacks.json
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make not installed")
 	}

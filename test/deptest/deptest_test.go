@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/camagent/camagent/internal/base/testtier"
 )
 
 const module = "github.com/camagent/camagent"
@@ -97,6 +99,7 @@ type pkg struct {
 
 func listPackages(t *testing.T) []pkg {
 	t.Helper()
+	testtier.Slow(t, "runs go list over the module")
 	cmd := exec.Command("go", "list", "-json", "-deps=false", module+"/...")
 	cmd.Dir = "../.."
 	out, err := cmd.StdoutPipe()
