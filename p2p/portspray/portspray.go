@@ -115,7 +115,7 @@ type Winner struct {
 // the first socket that hears from Target, closing the others. It returns
 // ErrNoHole after the window, or ctx's error.
 // It is a call, not a long-lived component: its readers have ended when
-// it returns, and its sender stops at the window's end or with ctx.
+// it returns, and its sender stops then too (FanOut cancels its context).
 func FanOut(ctx context.Context, cfg FanOutConfig) (*Winner, error) {
 	if cfg.Sockets <= 0 {
 		cfg.Sockets = DefaultSockets
