@@ -59,6 +59,12 @@ type ResilientStats struct {
 //
 // Read must be called from one goroutine at a time; Close may be called
 // concurrently and makes a blocked Read return ErrClosed.
+//
+// Resilient is a Source, not a long-lived component with the lifecycle
+// shape of docs/design.md (Conventions): it has no goroutine of its own
+// (recovery runs inside the caller's Read) and so nothing to wait for and
+// no Done or Err; the capture loop that calls Read has the lifecycle.
+// Close releases the device and is safe to call more than once.
 type Resilient struct {
 	open func(context.Context) (Source, error)
 	opts ResilientOptions
@@ -140,7 +146,8 @@ func (r *Resilient) Recycle(data []byte) {
 	}
 }
 
-// Close closes the current device and ends any blocked Read.
+// Close closes the current device and ends any blocked Read. A second
+// Close does nothing and returns nil.
 func (r *Resilient) Close() error {
 	r.closeNow()
 	r.mu.Lock()

@@ -295,6 +295,9 @@ func TestResilientCloseUnblocksRead(t *testing.T) {
 	if _, err := r.Read(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Read after Close: %v, want ErrClosed", err)
 	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
 }
 
 func TestResilientCountsDropsAndContinuesSeq(t *testing.T) {

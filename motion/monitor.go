@@ -25,7 +25,10 @@ type MonitorConfig struct {
 }
 
 // Monitor turns per-frame motion into events with snapshots. Observe is
-// called from the capture loop, one frame at a time.
+// called from the capture loop, one frame at a time, and not concurrently
+// with Close. The Monitor has no loop of its own: its goroutines write
+// snapshots, and Close waits for them; Done and Err complete the
+// lifecycle shape (docs/design.md, Conventions).
 type Monitor struct {
 	cfg MonitorConfig
 	log *slog.Logger
@@ -39,6 +42,10 @@ type Monitor struct {
 	snapshots sync.WaitGroup
 	mu        sync.Mutex
 	events    int
+
+	closeOnce sync.Once
+	closed    bool          // Close has run: Observe ignores frames
+	done      chan struct{} // closed when Close has written the last snapshot
 }
 
 // NewMonitor makes a monitor.
@@ -49,7 +56,7 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	if cfg.Cooldown <= 0 {
 		cfg.Cooldown = 5 * time.Second
 	}
-	return &Monitor{cfg: cfg, log: cfg.Logger, det: NewDetector(cfg.Detector)}
+	return &Monitor{cfg: cfg, log: cfg.Logger, det: NewDetector(cfg.Detector), done: make(chan struct{})}
 }
 
 // Events is how many events have started.
@@ -60,8 +67,11 @@ func (m *Monitor) Events() int {
 }
 
 // Observe analyses the frame if Interval has passed since the last one.
-// It reads the frame only during the call.
+// It reads the frame only during the call. After Close it does nothing.
 func (m *Monitor) Observe(f media.RawFrame) {
+	if m.closed {
+		return
+	}
 	t := f.Captured
 	if t.IsZero() {
 		t = time.Now()
@@ -141,10 +151,27 @@ func (m *Monitor) end(at time.Time) {
 }
 
 // Close ends an event in progress and waits for snapshots to be written.
+// It is safe to call more than once; every call waits.
 func (m *Monitor) Close() error {
-	if m.current != nil {
-		m.end(m.lastMotion)
-	}
-	m.snapshots.Wait()
+	m.closeOnce.Do(func() {
+		m.closed = true
+		if m.current != nil {
+			m.end(m.lastMotion)
+		}
+		m.snapshots.Wait()
+		close(m.done)
+	})
+	<-m.done
+	return nil
+}
+
+// Done is closed once Close has ended the event in progress and every
+// snapshot has been written.
+func (m *Monitor) Done() <-chan struct{} { return m.done }
+
+// Err is nil once Done is closed: the Monitor stops only by Close, and a
+// failure to detect or to save an event is logged, never fatal.
+func (m *Monitor) Err() error {
+	<-m.done
 	return nil
 }

@@ -257,3 +257,58 @@ func BenchmarkAnalyse640x360(b *testing.B) {
 	b.ReportMetric(perFrame/copyNs, "x-luma-copy")
 	b.ReportMetric(perFrame*30/1e9*100, "%core@30fps")
 }
+
+func TestMonitorLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	log, err := OpenLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	m := NewMonitor(MonitorConfig{Detector: DetectorConfig{Sensitivity: 0.5}, Log: log})
+	rng := rand.New(rand.NewPCG(3, 3))
+	t0 := time.Date(2025, 5, 1, 8, 0, 0, 0, time.UTC)
+	frame := func(step int) media.RawFrame {
+		f := scene(rng, 160, 90, 60, 0, 0, 0)
+		if step >= 50 {
+			f = scene(rng, 160, 90, 60, step%100, 30, 16)
+		}
+		f.Captured = t0.Add(time.Duration(step) * 100 * time.Millisecond)
+		return f
+	}
+	step := 0
+	for ; step < 100 && m.Events() == 0; step++ {
+		m.Observe(frame(step))
+	}
+	if m.Events() != 1 {
+		t.Fatalf("%d events, want one in progress", m.Events())
+	}
+	select {
+	case <-m.Done():
+		t.Fatal("Done closed before Close")
+	default:
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-m.Done()
+	if err := m.Err(); err != nil {
+		t.Fatalf("Err after Close: %v", err)
+	}
+	events, err := ReadEvents(dir)
+	if err != nil || len(events) != 1 || events[0].End.IsZero() {
+		t.Fatalf("after Close: %+v, %v; want one ended event", events, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, events[0].Snapshot)); err != nil {
+		t.Fatalf("snapshot not written by Close: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for n := step + 20; step < n; step++ {
+		m.Observe(frame(step)) // motion after Close starts nothing
+	}
+	if events, _ := ReadEvents(dir); len(events) != 1 || m.Events() != 1 {
+		t.Fatalf("after a second Close and more frames: %+v, %d events", events, m.Events())
+	}
+}

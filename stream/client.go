@@ -71,8 +71,10 @@ type Client struct {
 
 	nat *natChannel // NAT traversal frames from the camera (NATChannel)
 
-	done chan struct{} // closed when the connection is gone
-	wg   sync.WaitGroup
+	done    chan struct{} // closed when the connection is gone
+	wg      sync.WaitGroup
+	stopped chan struct{} // closed when the connection is gone and wg is done
+	byClose bool          // Close ended a live connection: Err is nil; mu
 }
 
 // NewClient opens the control stream on conn, sends HELLO and waits for
@@ -90,6 +92,7 @@ func NewClient(ctx context.Context, conn *quic.Conn, viewerName string) (*Client
 		rttUpdated:     make(chan struct{}),
 		pendingChanged: make(chan struct{}),
 		done:           make(chan struct{}),
+		stopped:        make(chan struct{}),
 	}
 	c.nat = newNATChannel(c.writeMessage, conn.Context().Done())
 	str.SetPriority(0, false)
@@ -137,6 +140,28 @@ func (c *Client) start(ctrlReader *bufio.Reader) {
 	c.wg.Go(func() { c.fail(c.readControl(ctrlReader)) })
 	c.wg.Go(c.acceptGroups)
 	c.wg.Go(c.pingLoop)
+	go func() {
+		c.wg.Wait()
+		close(c.stopped)
+	}()
+}
+
+// Done is closed once the connection is gone and the client's goroutines
+// have ended.
+func (c *Client) Done() <-chan struct{} { return c.stopped }
+
+// Err is why the client stopped, once Done is closed: nil after Close,
+// otherwise what ReadFrame returns (the camera went away, the connection
+// was lost or broke the protocol).
+func (c *Client) Err() error {
+	<-c.stopped
+	c.mu.Lock()
+	byClose := c.byClose
+	c.mu.Unlock()
+	if byClose {
+		return nil
+	}
+	return c.connError()
 }
 
 // fail ends the connection after err, a broken rule by the camera or a
@@ -286,8 +311,13 @@ func (c *Client) Stats() ClientStats {
 }
 
 // Close closes the connection with ErrorNone and waits for the client's
-// goroutines.
+// goroutines. It is safe to call more than once.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.failure == nil && c.conn.Context().Err() == nil {
+		c.byClose = true
+	}
+	c.mu.Unlock()
 	closeConn(c.conn, wire.ErrorNone, "viewer closed")
 	c.wg.Wait()
 	return nil

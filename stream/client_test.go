@@ -169,3 +169,48 @@ func rawCamera(ctx context.Context, ln *quic.Listener, readFirst, release <-chan
 	g1.Close()
 	return g2.Close()
 }
+
+func TestClientLifecycle(t *testing.T) {
+	t.Run("Close", func(t *testing.T) {
+		env := newTestEnv(t, HubConfig{})
+		env.hub.SetTrack(testTrack)
+		c := env.client()
+		env.hub.Publish(smallAU(0))
+		readFrame(t, c)
+		select {
+		case <-c.Done():
+			t.Fatal("Done closed before Close")
+		default:
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-c.Done()
+		if err := c.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+	t.Run("camera goes away", func(t *testing.T) {
+		env := newTestEnv(t, HubConfig{})
+		env.hub.SetTrack(testTrack)
+		c := env.client()
+		env.hub.Publish(smallAU(0))
+		readFrame(t, c)
+		if err := env.hub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		<-c.Done()
+		if code, ok := ErrorCode(c.Err()); !ok || code != wire.ErrorGoingAway {
+			t.Fatalf("Err = %s, want GOING_AWAY", describe(c.Err()))
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close after the camera left: %v", err)
+		}
+		if c.Err() == nil {
+			t.Fatal("Close after the camera left hid its cause")
+		}
+	})
+}

@@ -78,6 +78,7 @@ type Hub struct {
 	published    chan struct{} // closed and replaced when a frame is added
 	sessions     map[*session]struct{}
 	serving      sync.WaitGroup
+	done         chan struct{} // closed when Close has seen every Serve return
 
 	buffered atomic.Int64
 	counters hubCounters
@@ -105,6 +106,7 @@ func NewHub(cfg HubConfig) *Hub {
 		groupStarted: make(chan struct{}),
 		published:    make(chan struct{}),
 		sessions:     make(map[*session]struct{}),
+		done:         make(chan struct{}),
 	}
 }
 
@@ -305,11 +307,16 @@ func (h *Hub) Stats() HubStats {
 }
 
 // Close sends GOAWAY to every viewer, closes their connections with
-// ErrorGoingAway and waits for their Serve calls to return.
+// ErrorGoingAway and waits for their Serve calls to return. It is safe to
+// call more than once; every call waits.
+//
+// The hub has no goroutine of its own: each viewer's session runs in the
+// caller's Serve. Done and Err complete the lifecycle shape.
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		<-h.done
 		return nil
 	}
 	h.closed = true
@@ -325,5 +332,16 @@ func (h *Hub) Close() error {
 		s.goAway("camera shutting down")
 	}
 	h.serving.Wait()
+	close(h.done)
+	return nil
+}
+
+// Done is closed once Close has ended every viewer's session.
+func (h *Hub) Done() <-chan struct{} { return h.done }
+
+// Err is nil once Done is closed: the hub stops only by Close, and a
+// viewer's failure ends that viewer's Serve, not the hub.
+func (h *Hub) Err() error {
+	<-h.done
 	return nil
 }

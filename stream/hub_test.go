@@ -380,3 +380,29 @@ func TestPublishStampsMissingCaptureTime(t *testing.T) {
 		t.Errorf("captured %v, want %v", got, stamp)
 	}
 }
+
+func TestHubLifecycle(t *testing.T) {
+	env := newTestEnv(t, HubConfig{})
+	env.hub.SetTrack(testTrack)
+	c := env.client()
+	env.hub.Publish(smallAU(0))
+	readFrame(t, c)
+	select {
+	case <-env.hub.Done():
+		t.Fatal("Done closed before Close")
+	default:
+	}
+	if err := env.hub.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-env.hub.Done()
+	if err := env.hub.Err(); err != nil {
+		t.Fatalf("Err after Close: %v", err)
+	}
+	if st := env.hub.Stats(); st.Viewers != 0 {
+		t.Errorf("%d viewers once Done", st.Viewers)
+	}
+	if err := env.hub.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ package pathmux
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -42,12 +43,18 @@ type Socket struct {
 
 	dropped atomic.Uint64
 	done    chan struct{}
+	err     error       // why readLoop ended (nil after Close); read after done
+	closing atomic.Bool // Close has begun: a read error is the expected end
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New starts demultiplexing conn. onNonQUIC, if not nil, receives packets
 // whose first byte has the QUIC fixed bit clear (RFC 9000 §17, RFC 9287):
 // punch and keepalive packets, never handed to quic-go. It runs on the read
-// loop and must not block; b is only valid during the call.
+// loop and must not block; b is only valid during the call. The Socket
+// runs until Close or until reading conn fails; Done and Err tell.
 func New(conn net.PacketConn, onNonQUIC func(b []byte, from netip.AddrPort)) *Socket {
 	s := &Socket{
 		conn:      conn,
@@ -68,6 +75,9 @@ func (s *Socket) readLoop() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
+			}
+			if !s.closing.Load() {
+				s.err = fmt.Errorf("pathmux: read: %w", err)
 			}
 			s.closeRoutes()
 			return
@@ -165,12 +175,28 @@ func (s *Socket) Dropped() uint64 { return s.dropped.Load() }
 // LocalAddr is the socket's address.
 func (s *Socket) LocalAddr() net.Addr { return s.conn.LocalAddr() }
 
-// Close closes the socket and every route: only once the connection using
-// them is gone, since quic-go closes a Transport whose reads fail.
+// Close closes the socket and every route, and waits until the read loop
+// has ended: only once the connection using them is gone, since quic-go
+// closes a Transport whose reads fail. It is safe to call more than once;
+// later calls return what the first returned.
 func (s *Socket) Close() error {
-	err := s.conn.Close()
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.closeErr = s.conn.Close()
+		<-s.done
+	})
+	return s.closeErr
+}
+
+// Done is closed when the Socket has stopped reading (Close, or its conn
+// failed); its routes are closed by then.
+func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Err is why the Socket stopped, once Done is closed: nil after Close,
+// otherwise the read error that ended it (conn was closed under it).
+func (s *Socket) Err() error {
 	<-s.done
-	return err
+	return s.err
 }
 
 func (s *Socket) closeRoutes() {

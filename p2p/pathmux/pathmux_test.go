@@ -117,3 +117,39 @@ func TestRouteIsPlainPacketConn(t *testing.T) {
 		t.Fatal("one target under two aliases")
 	}
 }
+
+func TestSocketLifecycle(t *testing.T) {
+	t.Run("Close", func(t *testing.T) {
+		s := New(udp(t), nil)
+		r, err := s.Route(netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-s.Done()
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if _, _, err := r.ReadFrom(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("route read after Close: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+	t.Run("conn fails", func(t *testing.T) {
+		c := udp(t)
+		s := New(c, nil)
+		c.Close() // the socket goes away under the Socket
+		<-s.Done()
+		if err := s.Err(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Err = %v, want %v", err, net.ErrClosed)
+		}
+		first := s.Close()
+		if second := s.Close(); second != first {
+			t.Fatalf("second Close = %v, first %v", second, first)
+		}
+	})
+}

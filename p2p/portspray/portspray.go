@@ -114,6 +114,8 @@ type Winner struct {
 // FanOut opens the sockets, sends Packet from each to Target, and returns
 // the first socket that hears from Target, closing the others. It returns
 // ErrNoHole after the window, or ctx's error.
+// It is a call, not a long-lived component: its readers have ended when
+// it returns, and its sender stops then too (FanOut cancels its context).
 func FanOut(ctx context.Context, cfg FanOutConfig) (*Winner, error) {
 	if cfg.Sockets <= 0 {
 		cfg.Sockets = DefaultSockets

@@ -80,8 +80,10 @@ type Conn struct {
 	cancel       context.CancelFunc
 	readDeadline deadline
 	closeOnce    sync.Once
-	done         chan struct{}
-	err          error
+	done         chan struct{} // closed when the registration ends
+	err          error         // what reads and writes return once done
+	byClose      bool          // Close ended it: Err is nil
+	reading      chan struct{} // closed when readCapsules has returned
 }
 
 // Register dials the relay and registers a listening socket
@@ -160,7 +162,7 @@ func register(ctx context.Context, qconn *quic.Conn, cc *http3.ClientConn, opts 
 	c := &Conn{
 		qconn: qconn, str: str, qsid: uint64(str.StreamID() / 4), public: pub[0], log: log,
 		byID: map[uint64]netip.AddrPort{}, byPeer: map[netip.AddrPort]uint64{},
-		acked: make(chan struct{}), done: make(chan struct{}),
+		acked: make(chan struct{}), done: make(chan struct{}), reading: make(chan struct{}),
 		readDeadline: newDeadline(),
 	}
 	c.locators = opts.Locators
@@ -249,19 +251,21 @@ func (c *Conn) PublicAddr() netip.AddrPort { return c.public }
 // Done is closed when the registration ends; Err then says why.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Err is why the registration ended.
+// Err is why the registration ended, once Done is closed: nil after
+// Close, otherwise the failure (the relay closed it, the stream broke).
+// Reads and writes after the end return net.ErrClosed or the failure.
 func (c *Conn) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
+	<-c.done
+	if c.byClose {
 		return nil
 	}
+	return c.err
 }
 
 func (c *Conn) fail(err error) {
 	c.closeOnce.Do(func() {
 		if err == nil {
+			c.byClose = true
 			err = net.ErrClosed
 		}
 		c.err = err
@@ -273,9 +277,12 @@ func (c *Conn) fail(err error) {
 	})
 }
 
-// Close ends the registration; the relay closes the public socket.
+// Close ends the registration (the relay closes the public socket) and
+// waits until the goroutine reading the relay's capsules has returned. It
+// is safe to call more than once.
 func (c *Conn) Close() error {
 	c.fail(nil)
+	<-c.reading
 	return nil
 }
 
@@ -283,6 +290,7 @@ func (c *Conn) Close() error {
 // context, ASSIGN of compressed contexts for peers (we acknowledge them
 // and use them for replies), CLOSE of either.
 func (c *Conn) readCapsules() {
+	defer close(c.reading)
 	p := http3.NewCapsuleParser(c.str)
 	for {
 		typ, r, err := p.Next()

@@ -89,3 +89,46 @@ func TestMuxHoleFollowsThePeer(t *testing.T) {
 		t.Fatalf("Holes() = %d after RemoveHole", m.Holes())
 	}
 }
+
+func TestMuxLifecycle(t *testing.T) {
+	t.Run("Close", func(t *testing.T) {
+		m := NewMux(udpLoopback(t))
+		hole := udpLoopback(t)
+		m.AddHole(hole, netip.MustParseAddrPort("127.0.0.1:9"), nil)
+		if err := m.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-m.Done()
+		if err := m.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if _, _, err := hole.ReadFrom(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("hole after Close: %v, want it closed", err)
+		}
+		if _, _, err := m.ReadFrom(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadFrom after Close: %v", err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		late := udpLoopback(t)
+		m.AddHole(late, netip.MustParseAddrPort("127.0.0.1:9"), nil)
+		if _, _, err := late.ReadFrom(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("hole added after Close: %v, want it closed", err)
+		}
+	})
+	t.Run("direct socket fails", func(t *testing.T) {
+		direct := udpLoopback(t)
+		m := NewMux(direct)
+		direct.Close() // the socket goes away under the Mux
+		<-m.directDone
+		first := m.Close()
+		<-m.Done()
+		if err := m.Err(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Err = %v, want the direct socket's failure", err)
+		}
+		if second := m.Close(); second != first {
+			t.Fatalf("second Close = %v, first %v", second, first)
+		}
+	})
+}

@@ -2,6 +2,8 @@ package relayclient
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -43,10 +45,16 @@ type Mux struct {
 	// peer: replies leave from the socket its last packet came in on.
 	holes     map[netip.AddrPort]*hole
 	holeCount atomic.Int32
+	stopped   bool // Close has run: Add and AddHole close what they get
 
 	readDeadline deadline
 	closeOnce    sync.Once
-	closed       chan struct{}
+	closeErr     error
+	closed       chan struct{} // closed when Close begins
+	pumps        sync.WaitGroup
+	done         chan struct{} // closed when Close has ended every pump
+	directDone   chan struct{} // closed when the direct socket's pump has ended
+	directErr    error         // the direct socket's read failure, if any; read after directDone
 }
 
 type hole struct {
@@ -90,7 +98,8 @@ func (a *RelayedAddr) AddrPort() netip.AddrPort { return a.peer }
 // starts afresh (a dropped entry is re-made on the next packet).
 const maxRelayed = 4096
 
-// NewMux starts reading direct (a UDP socket).
+// NewMux starts reading direct (a UDP socket). The Mux runs until Close;
+// Done and Err say when and why it stopped.
 func NewMux(direct net.PacketConn) *Mux {
 	m := &Mux{
 		direct:       direct,
@@ -100,18 +109,35 @@ func NewMux(direct net.PacketConn) *Mux {
 		holes:        map[netip.AddrPort]*hole{},
 		readDeadline: newDeadline(),
 		closed:       make(chan struct{}),
+		done:         make(chan struct{}),
+		directDone:   make(chan struct{}),
 	}
 	m.pool.New = func() any { b := make([]byte, 2048); return &b }
-	go m.pump(direct, nil)
+	m.pumps.Add(1)
+	go func() {
+		defer m.pumps.Done()
+		defer close(m.directDone)
+		if err := m.pump(direct, nil); err != nil {
+			m.directErr = fmt.Errorf("relayclient: direct socket: %w", err)
+		}
+	}()
 	return m
 }
 
-// Add starts serving peers that arrive through c, until c ends.
+// Add starts serving peers that arrive through c, until c ends. After
+// Close it closes c instead.
 func (m *Mux) Add(c *Conn) {
 	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		c.Close()
+		return
+	}
 	m.tunnels[c] = struct{}{}
+	m.pumps.Add(1)
 	m.mu.Unlock()
 	go func() {
+		defer m.pumps.Done()
 		m.pump(c, c)
 		m.remove(c)
 	}()
@@ -134,12 +160,18 @@ func (m *Mux) remove(c *Conn) {
 // to peer (QUIC, echoes) leaves from c, until they arrive on the direct
 // socket again or RemoveHole. first, if not empty, is a packet c already
 // received from peer. A second hole for the same peer replaces the first,
-// which is closed.
+// which is closed. After Close it closes c instead.
 func (m *Mux) AddHole(c net.PacketConn, peer netip.AddrPort, first []byte) {
 	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		c.Close()
+		return
+	}
 	old := m.holes[peer]
 	m.holes[peer] = &hole{conn: c}
 	m.holeCount.Store(int32(len(m.holes)))
+	m.pumps.Add(1)
 	m.mu.Unlock()
 	if old != nil {
 		old.conn.Close()
@@ -153,7 +185,10 @@ func (m *Mux) AddHole(c net.PacketConn, peer netip.AddrPort, first []byte) {
 			m.pool.Put(buf)
 		}
 	}
-	go m.pump(c, nil)
+	go func() {
+		defer m.pumps.Done()
+		m.pump(c, nil)
+	}()
 }
 
 // RemoveHole stops routing through c and closes it.
@@ -206,8 +241,10 @@ func (m *Mux) Tunnels() int {
 	return len(m.tunnels)
 }
 
-// pump copies packets from one source into the shared queue.
-func (m *Mux) pump(src net.PacketConn, via *Conn) {
+// pump copies packets from one source into the shared queue until src
+// fails or the Mux closes. It returns src's read error unless the Mux
+// closed.
+func (m *Mux) pump(src net.PacketConn, via *Conn) error {
 	for {
 		buf := m.pool.Get().(*[]byte)
 		n, addr, err := src.ReadFrom(*buf)
@@ -219,7 +256,12 @@ func (m *Mux) pump(src net.PacketConn, via *Conn) {
 					continue
 				}
 			}
-			return
+			select {
+			case <-m.closed:
+				return nil
+			default:
+				return err
+			}
 		}
 		ua, ok := addr.(*net.UDPAddr)
 		if !ok {
@@ -235,7 +277,7 @@ func (m *Mux) pump(src net.PacketConn, via *Conn) {
 		case m.in <- p:
 		case <-m.closed:
 			m.pool.Put(buf)
-			return
+			return nil
 		}
 	}
 }
@@ -303,22 +345,43 @@ func (m *Mux) WriteDirect(b []byte, addr net.Addr) (int, error) {
 	return m.directFor(addr).WriteTo(b, addr)
 }
 
-// Close closes the direct socket and every registration.
+// Close closes the direct socket, every registration and every hole, and
+// waits until the goroutines reading them have ended. It returns the
+// direct socket's close error; it is safe to call more than once, and
+// later calls return what the first returned.
 func (m *Mux) Close() error {
-	var err error
 	m.closeOnce.Do(func() {
 		close(m.closed)
-		err = m.direct.Close()
+		m.closeErr = m.direct.Close()
 		m.mu.Lock()
+		m.stopped = true
+		var conns []io.Closer
 		for c := range m.tunnels {
-			defer c.Close()
+			conns = append(conns, c)
 		}
 		for _, h := range m.holes {
-			defer h.conn.Close()
+			conns = append(conns, h.conn)
 		}
 		m.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+		m.pumps.Wait()
+		close(m.done)
 	})
-	return err
+	return m.closeErr
+}
+
+// Done is closed once Close has stopped the Mux and its reading
+// goroutines have ended.
+func (m *Mux) Done() <-chan struct{} { return m.done }
+
+// Err is why the Mux stopped, once Done is closed. The Mux stops only by
+// Close, so Err is nil unless its direct socket had failed before: then
+// it is that failure (the Mux went on serving its relay registrations).
+func (m *Mux) Err() error {
+	<-m.done
+	return m.directErr
 }
 
 // LocalAddr is the direct socket's address.

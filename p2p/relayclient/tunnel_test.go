@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -215,4 +216,47 @@ func TestRelayPinIsChecked(t *testing.T) {
 	if _, err := Register(ctx, Options{Relay: wrong, Identity: cam.id, Token: rl.Token}); err == nil {
 		t.Fatal("registered with a relay whose key does not match the pin")
 	}
+}
+
+func TestConnLifecycle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rl := startRelay(t, relayserver.Config{})
+	cam := startCamera(t)
+	t.Run("Close", func(t *testing.T) {
+		c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: rl.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-c.Done()
+		if err := c.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if _, _, err := c.ReadFrom(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadFrom after Close: %v, want net.ErrClosed", err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+	t.Run("connection lost", func(t *testing.T) {
+		c, err := Register(ctx, Options{Relay: rl.url, Identity: cam.id, Token: rl.Token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.qconn.CloseWithError(0, "gone") // as when the relay goes away
+		<-c.Done()
+		if err := c.Err(); err == nil {
+			t.Fatal("Err = nil after the connection was lost")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close after the loss: %v", err)
+		}
+		if err := c.Err(); err == nil {
+			t.Fatal("Close after the loss hid its cause")
+		}
+	})
 }

@@ -374,7 +374,7 @@ func (c *Client) perform(ctx context.Context, a action) event {
 	case startSpray:
 		c.spray(ctx, a.ip, a.round)
 	case startFanOut:
-		go fanOut(ctx, c.cfg.Listen, a.to, a.round, c.fanCh)
+		c.spawn(func() { fanOut(ctx, c.cfg.Listen, a.to, a.round, c.fanCh) })
 	case useHole:
 		c.useHole(a.to)
 	case dropHole:
@@ -420,7 +420,7 @@ func (c *Client) probe(ctx context.Context, id probeID, addr netip.AddrPort) err
 	c.muteWhileProbing(dp)
 	c.probes[id] = &probe{dp: dp, path: p}
 	c.count(func(s *ClientStats) { s.Probes++ })
-	go func() {
+	c.spawn(func() {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.ProbeTimeout)
 		defer cancel()
 		err := p.Probe(pctx)
@@ -428,7 +428,7 @@ func (c *Client) probe(ctx context.Context, id probeID, addr netip.AddrPort) err
 		case c.results <- probeResult{id: id, err: err}:
 		case <-ctx.Done():
 		}
-	}()
+	})
 	return nil
 }
 
@@ -492,13 +492,13 @@ func (c *Client) keepalive(to netip.AddrPort) {
 // second.
 func (c *Client) validateRelay(ctx context.Context) {
 	p := c.relayPath
-	go func() {
+	c.spawn(func() {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.DeadAfter)
 		defer cancel()
 		if err := p.Probe(pctx); err != nil && ctx.Err() == nil {
 			c.log.Debug("relay path not validated ahead of a fallback", "err", err)
 		}
-	}()
+	})
 }
 
 // fallBack moves the connection back to the relay path, validating it
@@ -581,7 +581,8 @@ func (c *Client) count(f func(*ClientStats)) { c.stats.add(f) }
 // Stats returns a snapshot of the counters.
 func (c *Client) Stats() ClientStats { return c.stats.get() }
 
-// Close stops the Client. The connection stays on whatever path it uses;
+// Close stops the Client and waits for the probes, sprays and fan-outs
+// it started. The connection stays on whatever path it uses;
 // the transports it made on Socket live until Socket is closed. Close also
 // closes the hole sockets of fan-outs, which ends a connection still using
 // one: close the Client once the connection is over.

@@ -8,17 +8,21 @@ import (
 )
 
 // loop is the lifecycle Server and Client share: a reader copying the
-// Channel's frames into frames, one run goroutine owning the state, Close
-// (stop) and Done/Err.
+// Channel's frames into frames, one run goroutine owning the state, tasks
+// it spawns (probes, sprays, fan-outs), Close (stop) and Done/Err.
 type loop struct {
 	frames chan natwire.Frame
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
+	tasks  sync.WaitGroup
 }
 
 // start runs the reader and run until ctx (which the loop cancels when
-// run returns) ends; cleanup runs after run, before Done is closed.
+// run returns) ends; cleanup runs after run and the tasks it spawned,
+// before Done is closed. The reader is not waited for: a Channel over a
+// stream without read deadlines returns from Receive only when the
+// stream ends (natwire.StreamChannel).
 func (l *loop) start(ch natwire.Channel, run func(ctx context.Context, readErr <-chan error) error, cleanup func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.frames, l.cancel, l.done = make(chan natwire.Frame, 16), cancel, make(chan struct{})
@@ -27,6 +31,7 @@ func (l *loop) start(ch natwire.Channel, run func(ctx context.Context, readErr <
 	go func() {
 		l.err = run(ctx, readErr)
 		cancel()
+		l.tasks.Wait()
 		if cleanup != nil {
 			cleanup()
 		}
@@ -46,6 +51,16 @@ func (l *loop) read(ctx context.Context, ch natwire.Channel) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// spawn runs task on its own goroutine; the loop waits for it before
+// Done is closed. task must return once the loop's context ends.
+func (l *loop) spawn(task func()) {
+	l.tasks.Add(1)
+	go func() {
+		defer l.tasks.Done()
+		task()
+	}()
 }
 
 // Done is closed when the loop has stopped.

@@ -2,6 +2,7 @@ package traversal
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type Responder struct {
 	cfg     ResponderConfig
 	cancel  context.CancelFunc
 	done    chan struct{}
+	err     error // why run stopped; read after done is closed
 	echoed  atomic.Uint64
 	ignored atomic.Uint64
 }
@@ -51,6 +53,9 @@ func (r *Responder) run(ctx context.Context) {
 	for {
 		n, from, err := r.cfg.Read(ctx, buf)
 		if err != nil {
+			if ctx.Err() == nil { // not Close: the socket failed
+				r.err = fmt.Errorf("responder read: %w", err)
+			}
 			return
 		}
 		r.answer(buf[:n], from)
@@ -92,7 +97,15 @@ func (r *Responder) Ignored() uint64 { return r.ignored.Load() }
 // Done is closed when the Responder has stopped.
 func (r *Responder) Done() <-chan struct{} { return r.done }
 
-// Close stops the Responder.
+// Err is why the Responder stopped, once Done is closed: nil after Close,
+// otherwise the read error that ended it (the socket was closed).
+func (r *Responder) Err() error {
+	<-r.done
+	return r.err
+}
+
+// Close stops the Responder and waits until its goroutine has ended. It
+// is safe to call more than once.
 func (r *Responder) Close() error {
 	r.cancel()
 	<-r.done

@@ -402,8 +402,9 @@ func (s *Server) count(f func(*ServerStats)) { s.stats.add(f) }
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() ServerStats { return s.stats.get() }
 
-// Close stops the Server, releases its punch targets and withdraws what
-// its viewer reported.
+// Close stops the Server, waits for the sprays and fan-outs it started,
+// releases its punch targets and withdraws what its viewer reported. It
+// is safe to call more than once.
 func (s *Server) Close() error {
 	s.stop()
 	return nil

@@ -2,6 +2,7 @@ package traversal
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -301,4 +302,47 @@ func TestResponderEchoesOnlyTargets(t *testing.T) {
 	if r.Ignored() != 3 {
 		t.Fatalf("ignored %d, want 3", r.Ignored())
 	}
+}
+
+func TestResponderLifecycle(t *testing.T) {
+	failed := errors.New("socket closed")
+	reads := make(chan error)
+	newResponder := func() *Responder {
+		return NewResponder(ResponderConfig{
+			Read: func(ctx context.Context, b []byte) (int, net.Addr, error) {
+				select {
+				case err := <-reads:
+					return 0, nil, err
+				case <-ctx.Done():
+					return 0, nil, ctx.Err()
+				}
+			},
+			Write: func(b []byte, to net.Addr) (int, error) { return len(b), nil },
+			Guard: NewGuard(GuardConfig{}),
+		})
+	}
+	t.Run("Close", func(t *testing.T) {
+		r := newResponder()
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-r.Done()
+		if err := r.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+	t.Run("read error", func(t *testing.T) {
+		r := newResponder()
+		reads <- failed
+		<-r.Done()
+		if err := r.Err(); !errors.Is(err, failed) {
+			t.Fatalf("Err = %v, want %v", err, failed)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close after failure: %v", err)
+		}
+	})
 }

@@ -91,23 +91,23 @@ func (s *Server) punchMany(ctx context.Context, f *natwire.PunchMany) {
 	switch f.Mode {
 	case natwire.SprayFanOut:
 		s.holdTarget(to)
-		go func() {
+		s.spawn(func() {
 			defer s.cfg.Guard.endFanOut()
 			fanOut(ctx, s.cfg.Listen, to, f.Round, s.fanCh)
-		}()
+		})
 	case natwire.SprayPorts:
 		s.cfg.Guard.answerFans(to.Addr(), s.cfg.Now().Add(SprayAnswerWindow))
 		write := func(b []byte, a netip.AddrPort) error {
 			_, err := s.cfg.Punch(b, net.UDPAddrFromAddrPort(a))
 			return err
 		}
-		go func() {
+		s.spawn(func() {
 			n, err := portspray.Spray(ctx, write, to.Addr(), portspray.DefaultGuesses, makePacket(kindGuess, f.Round))
 			s.count(func(st *ServerStats) { st.Guesses += uint64(n) })
 			if err != nil {
 				s.log.Debug("spray incomplete", "sent", n, "err", err)
 			}
-		}()
+		})
 	}
 }
 
@@ -249,13 +249,13 @@ func sprayMode(camera, viewer natwire.Mapping, viewerCanFanOut bool) (natwire.Sp
 // socket, whose mapping the camera's fan-out targets.
 func (c *Client) spray(ctx context.Context, ip netip.Addr, round uint64) {
 	write := func(b []byte, a netip.AddrPort) error { return c.cfg.Socket.WriteRaw(b, a) }
-	go func() {
+	c.spawn(func() {
 		n, err := portspray.Spray(ctx, write, ip, portspray.DefaultGuesses, makePacket(kindGuess, round))
 		c.count(func(s *ClientStats) { s.Guesses += uint64(n) })
 		if err != nil {
 			c.log.Debug("spray incomplete", "sent", n, "err", err)
 		}
-	}()
+	})
 }
 
 // fanDone takes a finished viewer-side fan-out: the core decides whether

@@ -58,7 +58,11 @@ type EventLog interface {
 	Snapshot(id string) ([]byte, error)
 }
 
-// Serve answers requests on conn until it closes or ctx ends.
+// Serve answers requests on conn until it closes or ctx ends. It runs on
+// the caller's goroutine, so it has no Close, Done or Err: cancel ctx or
+// close conn to stop it. Each request is answered on a goroutine of its
+// own that ends with its stream, conn or ctx; Serve does not wait for
+// those still running when it returns.
 func Serve(ctx context.Context, conn *quic.Conn, src Source, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -44,9 +44,7 @@ type Camera struct {
 	// relay URLs carrying its locator, no direct address.
 	Offer identity.Camera
 
-	dir    string
-	cancel context.CancelFunc
-	done   chan error
+	dir string
 }
 
 // StartCamera starts the agent in namespace ns with viewer vid paired
@@ -90,9 +88,8 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 		return nil, err
 	}
 	a.SetFanOutListener(listenIn(ns))
-	ctx, cancel := context.WithCancel(ctx)
-	cam := &Camera{Agent: a, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { cam.done <- a.Run(ctx) }()
+	cam := &Camera{Agent: a, dir: dir}
+	go a.Run(ctx) // its result is a.Err(), once a.Done() is closed
 	fail := func(err error) (*Camera, error) {
 		cam.Close()
 		return nil, err
@@ -104,9 +101,8 @@ func StartCamera(ctx context.Context, ns string, r *Relay, vid *identity.Identit
 	}{{"streaming", a.Ready()}, {"registered with the relay", registered(a)}} {
 		select {
 		case <-wait.c:
-		case err := <-cam.done:
-			cam.done <- err
-			return fail(fmt.Errorf("agent stopped before %s: %v", wait.what, err))
+		case <-a.Done():
+			return fail(fmt.Errorf("agent stopped before %s: %v", wait.what, a.Err()))
 		case <-timeout:
 			return fail(fmt.Errorf("agent not %s after 10 s", wait.what))
 		}
@@ -197,10 +193,11 @@ func registered(a *agent.Agent) <-chan struct{} {
 
 // Close stops the agent and removes its state.
 func (cam *Camera) Close() error {
-	cam.cancel()
+	go cam.Agent.Close()
 	var err error
 	select {
-	case err = <-cam.done:
+	case <-cam.Agent.Done():
+		err = cam.Agent.Err()
 	case <-time.After(10 * time.Second):
 		err = errors.New("agent did not stop within 10 s")
 	}

@@ -57,6 +57,8 @@ type Agent struct {
 	mu    sync.Mutex
 	conns map[*quic.Conn]string // live viewer connections and their fingerprints
 
+	serving sync.WaitGroup // serveConn goroutines; run waits for them
+
 	// Lifecycle: Run or Close ends in done, err.
 	life    sync.Mutex
 	started bool               // Run was called
@@ -215,6 +217,10 @@ func (a *Agent) run(ctx context.Context) error {
 	a.relays.close()
 	a.hub.Close()
 	wg.Wait()
+	// Every connection's goroutine ends once ctx is cancelled and the
+	// listener's transport has closed the connections; playback must
+	// have stopped reading recordings before they are sealed.
+	a.serving.Wait()
 	a.rec.Close() // after the capture loop: seals the last segment
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/camagent/camagent/internal/base/config"
@@ -17,7 +18,9 @@ import (
 )
 
 // recording is the agent's recorder, motion monitor and still-frame
-// requests. A nil *recording (nothing configured) does nothing.
+// requests. A nil *recording (nothing configured) does nothing. Its
+// goroutines are the recorder's, the monitor's and, when motion runs
+// without recording, the pruning of events; Close stops them all.
 type recording struct {
 	rec     *storage.Recorder // nil when storage.mode is off
 	monitor *motion.Monitor   // nil when motion is off
@@ -29,6 +32,9 @@ type recording struct {
 	// stopPrune ends the pruning of events when nothing is recorded (the
 	// recorder prunes them otherwise); pruned is closed when it has.
 	stopPrune, pruned chan struct{}
+
+	closeOnce sync.Once
+	done      chan struct{} // closed when Close has stopped everything
 }
 
 // RecordingsDir and EventsDir are where the agent keeps recordings and
@@ -44,7 +50,7 @@ func RecordingsDir(cfg config.Config) string {
 func EventsDir(cfg config.Config) string { return filepath.Join(cfg.StateDir, "events") }
 
 func newRecording(cfg config.Config, log *slog.Logger) (*recording, error) {
-	r := &recording{stills: newStills(cfg.Limits.StillEncodes, log.With("component", "stills")), recRequests: cfg.Limits.RecRequests, log: log}
+	r := &recording{stills: newStills(cfg.Limits.StillEncodes, log.With("component", "stills")), recRequests: cfg.Limits.RecRequests, log: log, done: make(chan struct{})}
 	sc := cfg.Storage
 	if sc.Mode == storage.ModeEvent && !cfg.Motion.Enabled {
 		return nil, errors.New("storage.mode event needs motion.enabled: true")
@@ -160,25 +166,42 @@ func (r *recording) write(au media.AccessUnit) {
 	}
 }
 
-// Close seals the open segment and ends an event in progress.
-func (r *recording) Close() {
+// Close ends an event in progress, seals the open segment and waits for
+// the goroutines to end. It is safe to call more than once; every call
+// waits.
+func (r *recording) Close() error {
 	if r == nil {
-		return
+		return nil
 	}
-	if r.monitor != nil {
-		r.monitor.Close()
-	}
-	if r.stopPrune != nil {
-		close(r.stopPrune)
-		<-r.pruned
-	}
-	// The recorder before the log: its retention prunes the log.
-	if r.rec != nil {
-		r.rec.Close()
-	}
-	if r.events != nil {
-		r.events.Close()
-	}
+	r.closeOnce.Do(func() {
+		if r.monitor != nil {
+			r.monitor.Close()
+		}
+		if r.stopPrune != nil {
+			close(r.stopPrune)
+			<-r.pruned
+		}
+		// The recorder before the log: its retention prunes the log.
+		if r.rec != nil {
+			r.rec.Close()
+		}
+		if r.events != nil {
+			r.events.Close()
+		}
+		close(r.done)
+	})
+	<-r.done
+	return nil
+}
+
+// Done is closed once Close has stopped everything.
+func (r *recording) Done() <-chan struct{} { return r.done }
+
+// Err is nil once Done is closed: recording stops only by Close, and
+// failures to record are logged, never fatal to the agent.
+func (r *recording) Err() error {
+	<-r.done
+	return nil
 }
 
 // playbackSource is what the recordings protocol serves.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"image/jpeg"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/camagent/camagent/internal/base/config"
 	"github.com/camagent/camagent/internal/base/media"
 	"github.com/camagent/camagent/internal/feature/identity"
+	"github.com/camagent/camagent/storage"
 	"github.com/camagent/camagent/storage/playback"
 )
 
@@ -149,5 +151,37 @@ func TestRecordingPlaybackOverQUIC(t *testing.T) {
 	var te *quic.TransportError
 	if !errors.As(err, &te) || !te.ErrorCode.IsCryptoError() {
 		t.Fatalf("unpaired viewer on the recordings ALPN: %v, want a TLS error", err)
+	}
+}
+
+// TestRecordingLifecycle: with motion on and recording off, the events
+// are pruned by a goroutine of recording's own; Close stops it, Done
+// closes, Err is nil and a second Close is harmless.
+func TestRecordingLifecycle(t *testing.T) {
+	cfg := config.Default()
+	cfg.StateDir = t.TempDir()
+	cfg.Storage.Mode = storage.ModeOff
+	cfg.Motion.Enabled = true
+	r, err := newRecording(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stopPrune == nil {
+		t.Fatal("no event pruning: the test covers nothing")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-r.Done()
+	select {
+	case <-r.pruned:
+	default:
+		t.Fatal("Done closed before the pruning ended")
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("Err after Close: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

@@ -21,7 +21,11 @@ func (a *Agent) acceptLoop(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		go a.serveConn(ctx, conn)
+		a.serving.Add(1)
+		go func() {
+			defer a.serving.Done()
+			a.serveConn(ctx, conn)
+		}()
 	}
 }
 

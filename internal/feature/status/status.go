@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,12 +55,16 @@ type NATStats struct {
 	Holes         uint64 // fan-outs that found a hole
 }
 
-// Server is the running endpoint.
+// Server is the running endpoint: Listen starts it, Close stops it, Done
+// and Err say when and why it stopped.
 type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
-	err  error
+	err  error // why Serve stopped (nil after Close); read after done
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Listen starts serving on addr (e.g. "127.0.0.1:9433"). snap is called
@@ -109,16 +114,29 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Done is closed when the server has stopped.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
-// Close stops the server, giving requests in flight a second to finish.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
+// Err is why the server stopped, once Done is closed: nil after Close,
+// otherwise the error that ended Serve (its listener failed).
+func (s *Server) Err() error {
 	<-s.done
-	if err == nil {
-		err = s.err
-	}
-	return err
+	return s.err
+}
+
+// Close stops the server, giving requests in flight a second to finish,
+// and waits until it has stopped. It returns the shutdown error, or the
+// error that had already stopped the server. It is safe to call more than
+// once; later calls return what the first returned.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := s.srv.Shutdown(ctx)
+		<-s.done
+		if err == nil {
+			err = s.err
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 // healthz answers 200 while the agent is healthy (capturing and serving),

@@ -3,7 +3,9 @@ package status
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -189,4 +191,41 @@ func hasLabel(m *dto.Metric, nv string) bool {
 		}
 	}
 	return false
+}
+
+func TestServerLifecycle(t *testing.T) {
+	snap := func() Snapshot { return Snapshot{} }
+	t.Run("Close", func(t *testing.T) {
+		s, err := Listen("127.0.0.1:0", snap, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		<-s.Done()
+		if err := s.Err(); err != nil {
+			t.Fatalf("Err after Close: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
+	t.Run("listener fails", func(t *testing.T) {
+		s, err := Listen("127.0.0.1:0", snap, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ln.Close() // Serve's Accept fails, as when the socket goes away
+		<-s.Done()
+		if err := s.Err(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Err = %v, want %v", err, net.ErrClosed)
+		}
+		if err := s.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Close after failure = %v, want the failure", err)
+		}
+		if err := s.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("second Close = %v", err)
+		}
+	})
 }
