@@ -70,7 +70,7 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		err := playback.Serve(ctx, conn, a.rec.playbackSource(), log)
 		log.Debug("recordings session ended", "viewer", v.Name, "reason", err)
 	case pairing.ALPN:
-		out, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name, viewerRelays(a.cfg.Relay.URLs, a.id))
+		out, err := pairing.Serve(ctx, conn, a.codes, a.viewers, a.cfg.Name, a.pairingRelays())
 		if err != nil {
 			log.Warn("pairing refused", "err", err)
 			return
@@ -83,6 +83,23 @@ func (a *Agent) serveConn(ctx context.Context, conn *quic.Conn) {
 		log.Info("viewer paired", "viewer", out.Viewer.Name)
 	default:
 		conn.CloseWithError(0, "unknown protocol")
+	}
+}
+
+// pairingRelays hands a newly paired viewer its relay URLs, with its own
+// locator secrets, only once its locator is at the relays: pairing.Serve
+// calls it after the viewer is in the store and before the reply, so the
+// LOCATORS capsule leaves ahead of the reply and the viewer's first locate
+// finds the camera. (Refreshing after the reply raced that locate: the
+// viewer's first dial got "not registered" about once in 25 runs.)
+func (a *Agent) pairingRelays() pairing.RelaysFunc {
+	urls := viewerRelays(a.cfg.Relay.URLs, a.id)
+	if urls == nil {
+		return nil
+	}
+	return func(v identity.Viewer) ([]string, error) {
+		a.relays.refreshLocators()
+		return urls(v)
 	}
 }
 
