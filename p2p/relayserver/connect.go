@@ -129,10 +129,12 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, target str
 	defer c.close()
 	w.Header().Set(http3.CapsuleProtocolHeader, "?1")
 	w.WriteHeader(http.StatusOK)
-	str, err := w.(http3.HTTPStreamer).HTTPStream()
-	if err != nil {
+	// Since quic-go v0.66.0 HTTPStream does not send the response header:
+	// flush it first (writes to the stream fail until it is sent).
+	if err := http.NewResponseController(w).Flush(); err != nil {
 		return
 	}
+	str := w.(http3.HTTPStreamer).HTTPStream()
 	if !c.setStream(str) {
 		return
 	}

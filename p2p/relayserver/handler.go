@@ -96,11 +96,13 @@ func (s *Server) serveBind(w http.ResponseWriter, r *http.Request, locators [][3
 		}
 	}
 	w.WriteHeader(http.StatusOK)
-	str, err := w.(http3.HTTPStreamer).HTTPStream()
-	if err != nil {
+	// Since quic-go v0.66.0 HTTPStream does not send the response header:
+	// flush it first (writes to the stream fail until it is sent).
+	if err := http.NewResponseController(w).Flush(); err != nil {
 		sock.Close()
 		return
 	}
+	str := w.(http3.HTTPStreamer).HTTPStream()
 	s.metrics.RegistrationsTotal.Add(1)
 	s.log.Info("registered", "remote", r.RemoteAddr, "public", t.public.String(), "locators", len(locators), "gated", t.gate.on)
 	t.run(str, conn)
