@@ -251,7 +251,9 @@ func (s *Server) Serve(conn net.PacketConn) error {
 // Close stops the relay and ends every registration.
 func (s *Server) Close() error {
 	s.once.Do(func() { close(s.done) })
-	err := s.h3.Close()
+	// End the tunnels and CONNECT-UDP sockets first: their request streams
+	// were taken from http3 (HTTPStream), and since quic-go v0.66 the
+	// server's Close does not end them (nor return) while they are open.
 	s.mu.Lock()
 	tunnels := make([]*tunnel, 0, len(s.tunnels))
 	for t := range s.tunnels {
@@ -268,7 +270,7 @@ func (s *Server) Close() error {
 	for _, c := range connects {
 		c.close()
 	}
-	return err
+	return s.h3.Close()
 }
 
 // Metrics are the relay's counters.
