@@ -61,7 +61,6 @@ type binLab struct {
 	name      string
 	bin       string
 	work, out string
-	token     string
 	relay     *Process
 	relayURL  string
 }
@@ -95,7 +94,12 @@ func newBinLab(t *testing.T, name string) *binLab {
 	}
 	b.Lab = lab
 	t.Cleanup(func() { lab.Close() }) // after the processes' own cleanups
-	b.token = fmt.Sprintf("netlab-%d", time.Now().UnixNano())
+	// The token goes to relay and camera in a file, as on a real install:
+	// a --token flag is visible in ps (and the CLI warns about it).
+	token := fmt.Sprintf("netlab-%d", time.Now().UnixNano())
+	if err := os.WriteFile(b.path("relay.token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
 
@@ -138,7 +142,7 @@ func (b *binLab) startRelay() {
 	os.Remove(b.path("relay.url"))
 	b.relay = b.start(b.WAN, b.path("relay.url"), b.path("relay.log"), "relay",
 		"--listen", fmt.Sprintf("%s:%d", RelayAddr, RelayPort), "--state-dir", b.path("relay-state"),
-		"--token", b.token, "--metrics", relayMetrics,
+		"--token-file", b.path("relay.token"), "--metrics", relayMetrics,
 		// The lab's "internet" is documentation ranges, which the relay's
 		// target policy refuses unless told otherwise.
 		"--allow-target", labTargets[0].String(), "--allow-target", labTargets[1].String())
@@ -175,7 +179,7 @@ func (b *binLab) cameraFlags(extra ...string) []string {
 		"--listen", fmt.Sprintf("%s:%d", b.CameraAddr, CameraPort),
 		"--capture.device", "test", "--capture.width", "640", "--capture.height", "360", "--capture.fps", "30",
 		"--encode.codec", "h264", "--encode.keyframe-interval", "30",
-		"--relay.urls", b.relayURL, "--relay.token", b.token}, extra...)
+		"--relay.urls", b.relayURL, "--relay.token-file", b.path("relay.token")}, extra...)
 }
 
 // logHas reports whether log file name has a line containing s, or (if
