@@ -2,12 +2,6 @@ package viewer
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"net/netip"
 	"slices"
@@ -22,44 +16,19 @@ import (
 	"github.com/camagent/camagent/p2p/natwire"
 )
 
-// TestRelayedLinkProbesPeerReflexivePunch: a punch reaching a relayed
-// link's socket from a port the camera never advertised (its symmetric
-// NAT's mapping toward this viewer) must reach NAT traversal, which then
-// probes that address. The link's socket once dropped such punches, so a
-// symmetric camera never went direct to a public or full-cone viewer (the
-// NAT matrix found it).
 // relayedLink dials a relayed Link to a plain QUIC server on loopback
 // standing in for the relay's public address, and starts traversal on it
 // with the returned channel end playing the camera.
 func relayedLink(t *testing.T, ctx context.Context) (*Link, netip.AddrPort, *natwire.Pipe) {
 	t.Helper()
 	testtier.Slow(t, "a QUIC link on loopback")
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos: []string{"t"}}, &quic.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	relay, conns := quicServer(t)
 	go func() {
-		for {
-			c, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
+		for c := range conns {
 			t.Cleanup(func() { c.CloseWithError(0, "") })
 		}
 	}()
-	relay := netip.MustParseAddrPort(ln.Addr().String())
-	l, err := dialRelayed(ctx, relay, netip.AddrPort{}, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"t"}}, &quic.Config{}, logging.Discard(nil))
+	l, err := dialRelayed(ctx, relay, netip.AddrPort{}, testClientTLS, &quic.Config{}, logging.Discard(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +59,12 @@ func awaitQUIC(c *net.UDPConn, port int, send []byte, to *net.UDPAddr, within ti
 	return false
 }
 
+// TestRelayedLinkProbesPeerReflexivePunch: a punch reaching a relayed
+// link's socket from a port the camera never advertised (its symmetric
+// NAT's mapping toward this viewer) must reach NAT traversal, which then
+// probes that address. The link's socket once dropped such punches, so a
+// symmetric camera never went direct to a public or full-cone viewer (the
+// NAT matrix found it).
 func TestRelayedLinkProbesPeerReflexivePunch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
